@@ -1,0 +1,75 @@
+"""create_app(): routers, error handling, and the lifespan (model slot, activation watcher)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app import health
+from app.errors import EvoqError
+from app.observability import HTTP_LATENCY, HTTP_REQUESTS
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("evoq.api")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EvoqError)
+    async def _evoq_error(_request: Request, exc: EvoqError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return JSONResponse(
+            {"error": "invalid_request", "detail": detail, "problems": problems}, status_code=422
+        )
+
+
+def _install_metrics_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):  # noqa: ANN001, ANN202
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+
+def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
+    """The API application. `load_model=False` serves without a model (tests of the web layer)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("api starting", extra={"database": settings.resolved_database_url.split("@")[-1]})
+        try:
+            yield
+        finally:
+            log.info("api stopped")
+
+    app = FastAPI(
+        title="EvoQuality",
+        version="0.1.0",
+        description="Image-quality scores from a vision-language model that improves itself "
+        "on your unlabeled images (pairwise voting + GRPO). Errors share one shape: "
+        '`{"error": code, "detail": text, ...}`.',
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    _install_error_handlers(app)
+    _install_metrics_middleware(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,93 @@
+"""The one place the service's configuration lives: environment variables prefixed EVOQ_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.corpus.limits import FormatSet, upload_setting
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README's settings table is generated from these fields."""
+
+    model_config = SettingsConfigDict(env_prefix="EVOQ_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("./evoq-data"),
+        description="Local data directory: image store, checkpoints, embedded database and queue.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the registry. Empty: a SQLite file in the data directory "
+        "(embedded mode). Production: postgresql+psycopg://user:pass@host/db.",
+    )
+    broker_url: str = Field(
+        "",
+        description="Celery broker URL. Empty: a filesystem queue in the data directory "
+        "(embedded mode, a worker child process is started by `evoq serve`). "
+        "Production: redis://host:6379/0.",
+    )
+    result_backend: str = Field(
+        "",
+        description="Celery result backend. Empty: the broker URL when it is Redis, else a "
+        "SQLite file in the data directory.",
+    )
+    embedded_worker: bool = Field(
+        True,
+        description="`evoq serve` starts a Celery worker child process when the broker is "
+        "the embedded filesystem queue.",
+    )
+
+    # --- HTTP ----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `evoq serve` binds.")
+    port: int = Field(8000, description="Port `evoq serve` binds.")
+    admin_token: str = Field(
+        "",
+        description="Bearer token for /v1/admin. Empty: admin endpoints answer 503 (disabled).",
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+
+    # --- model ---------------------------------------------------------------------------
+    base_model: str = Field(
+        "builtin:tiny",
+        description="Base model: a local folder, a Hugging Face hub id "
+        "(e.g. Qwen/Qwen2.5-VL-7B-Instruct) or builtin:tiny.",
+    )
+    device: str = Field("auto", description="Torch device: auto (CUDA when present), cpu, cuda.")
+    dtype: str = Field("auto", description="Torch dtype: auto, float32, bfloat16, float16.")
+    max_pixels: int = Field(
+        448 * 448, description="Images are resized so their pixel count stays within this."
+    )
+
+    # --- uploads (default and help text of each: UploadLimits in app/corpus/limits.py) -----
+    max_file_bytes: int = upload_setting("max_file_bytes")
+    max_request_bytes: int = upload_setting("max_request_bytes")
+    max_upload_pixels: int = upload_setting("max_upload_pixels")
+    allowed_formats: FormatSet = upload_setting("allowed_formats")
+    max_files_per_request: int = upload_setting("max_files_per_request")
+    max_archive_members: int = upload_setting("max_archive_members")
+    max_archive_uncompressed_bytes: int = upload_setting("max_archive_uncompressed_bytes")
+    max_member_compression_ratio: float = upload_setting("max_member_compression_ratio")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The registry URL, defaulting to a SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'evoq.sqlite3').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no external broker is configured and the filesystem queue is used."""
+        return not self.broker_url or self.broker_url.startswith("filesystem://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
