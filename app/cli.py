@@ -56,6 +56,94 @@ def make_tiny_model(
     typer.echo(str(build_tiny_model(path, vocab=vocab, seed=seed)))
 
 
+@app.command("make-synthetic")
+def make_synthetic(
+    out: str = typer.Argument(
+        ..., help="Folder for prior/, pool/ and eval/ (images + labels.csv)."
+    ),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    size: int = typer.Option(56, help="Side of the square images in pixels."),
+    counts: str = typer.Option("1100,500,360", help="Images in the prior,pool,eval splits."),
+    distortions: str = typer.Option(
+        "darken,contrast,noise", help="Distortion types (also: blur, jpeg)."
+    ),
+) -> None:
+    """Write the synthetic labelled benchmark (MOS = 5 - distortion level; splits share no source)."""
+    from app.quality.synthetic import SPLITS, SyntheticConfig, write_synthetic
+
+    numbers = [int(c) for c in counts.split(",")]
+    if len(numbers) != len(SPLITS):
+        raise typer.BadParameter(f"give {len(SPLITS)} counts: {','.join(SPLITS)}")
+    config = SyntheticConfig(
+        seed=seed,
+        size=size,
+        counts=dict(zip(SPLITS, numbers, strict=True)),
+        distortions=tuple(d.strip() for d in distortions.split(",")),
+    )
+    for split, n in write_synthetic(out, config).items():
+        typer.echo(f"{split}: {n} images, labels in {out}/{split}/labels.csv")
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("evoq-demo", help="Folder for checkpoints, data, table and plot."),
+    seed: int = typer.Option(0, help="Seed of data, prior and rounds."),
+    rounds: int = typer.Option(2, help="Evolution rounds."),
+    beta: float = typer.Option(0.0, help="KL penalty of GRPO (paper: 0.05)."),
+) -> None:
+    """Offline learning demo: tiny model + weak prior, evolution rounds, a table per round."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from app.quality.demo import DemoConfig, format_table, plot_rows, run_demo
+
+    config = DemoConfig(seed=seed, rounds=rounds, beta=beta)
+    result = run_demo(config, work_dir=out)
+    table = format_table(result.rows)
+    typer.echo(table)
+    folder = Path(out)
+    (folder / "demo.md").write_text(table + "\n")
+    (folder / "demo.json").write_text(
+        json.dumps({"rows": [asdict(r) for r in result.rows], "timings": result.timings}, indent=2)
+    )
+    typer.echo(f"plot: {plot_rows(result.rows, folder / 'demo.png')}")
+
+
+def resolve_eval_model(model: str | None) -> str:
+    """The --model of `evoq eval` as a loadable source: a folder, hub id or builtin:<name>
+    (built into the data directory); None means the configured base model."""
+    from app.quality.builtins import resolve_model_source
+    from app.registry.bootstrap import models_dir
+    from app.settings import get_settings
+
+    settings = get_settings()
+    return resolve_model_source(model or settings.base_model, models_dir(settings))
+
+
+@app.command("eval")
+def evaluate(
+    images: str = typer.Option(..., help="Folder holding the images named in the CSV."),
+    labels: str = typer.Option(..., help="CSV with columns filename,mos (higher = better)."),
+    model: str | None = typer.Option(None, help="Model folder or builtin:<name> (default: base)."),
+    mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of n samples)."),
+    samples: int = typer.Option(8, help="Samples per image in sampled mode."),
+    plot: str = typer.Option("eval-scatter.png", help="Where to write the scatter plot (PNG)."),
+) -> None:
+    """Score a labelled set and print n, SRCC, PLCC (raw, logistic) and KRCC; plot a scatter."""
+    from app.quality.evaluation import evaluate as run_eval
+    from app.quality.evaluation import format_report, read_labels, scatter_plot
+    from app.quality.model import load_model
+
+    if mode not in ("fast", "sampled"):
+        raise typer.BadParameter("mode must be fast or sampled")
+    rows, skipped = read_labels(labels, images)
+    source = resolve_eval_model(model)
+    report = run_eval(load_model(source), rows, mode=mode, n=samples, skipped=skipped)
+    typer.echo(format_report(report))
+    typer.echo(f"plot: {scatter_plot(report, plot, title=source)}")
+
+
 def main() -> None:
     """Entry point of the `evoq` console script."""
     app()

@@ -1,0 +1,218 @@
+"""One evolution round as a function: sample pairs, vote, GRPO, compare candidate with parent.
+
+Workers split the same steps into tasks (vote chunks, train, evaluate); this module runs them
+in one process for scripts, notebooks and tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import ndtr
+
+from app.quality.checkpoint import weights_digest
+from app.quality.grpo import GRPORoundConfig, TrainingCancelled, train_grpo, training_pairs
+from app.quality.images import prepare_image
+from app.quality.metrics import pairwise_accuracy
+from app.quality.model import QualityModel, load_model
+from app.quality.pairs import sample_pairs
+from app.quality.reward import GAMMA
+from app.quality.voting import VoteConfig, VoteResult, chunk_count, iter_chunks
+
+__all__ = [
+    "RoundConfig",
+    "RoundResult",
+    "evaluate_on_pairs",
+    "run_round",
+    "vote_summary",
+]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RoundConfig:
+    """A whole round; defaults are the paper's where it has one."""
+
+    n_pairs: int = field(default=20_000, metadata={"help": "Random pairs voted (paper: ~20k)."})
+    holdout_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Share of pairs kept out of training to gate the candidate."},
+    )
+    vote: VoteConfig = field(default_factory=VoteConfig, metadata={"help": "Offline stage."})
+    grpo: GRPORoundConfig = field(
+        default_factory=GRPORoundConfig, metadata={"help": "Online stage; its seed is the round's."}
+    )
+    eval_mode: Literal["fast", "sampled"] = field(
+        default="fast", metadata={"help": "How holdout images are scored for the score accuracy."}
+    )
+    eval_samples: int = field(default=8, metadata={"help": "Samples per image when sampled."})
+    device: str = field(default="auto", metadata={"help": "Where voting and evaluation run."})
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Image pixel cap; None = the processor's own bound."}
+    )
+    batch_size: int = field(default=8, metadata={"help": "Images or pairs per forward pass."})
+
+
+@dataclass
+class RoundResult:
+    """The candidate checkpoint (not yet promoted), its digest, all votes and the metrics."""
+
+    checkpoint_dir: Path
+    digest: str
+    metrics: dict[str, Any]
+    votes: list[VoteResult]
+
+
+def vote_summary(votes: Sequence[VoteResult]) -> dict[str, float | int]:
+    """Counts and shares that describe a round's pseudo-labels."""
+    labelled = [v.p_star for v in votes if v.p_star is not None]
+    total_votes = sum(v.votes_a + v.votes_b + v.invalid for v in votes)
+    return {
+        "pairs": len(votes),
+        "holdout_pairs": sum(v.holdout for v in votes),
+        "train_pairs": len(training_pairs(votes)),
+        "unlabelled_pairs": len(votes) - len(labelled),
+        "tie_fraction": float(np.mean([p == 0.5 for p in labelled])) if labelled else math.nan,
+        "invalid_vote_fraction": sum(v.invalid for v in votes) / total_votes
+        if total_votes
+        else math.nan,
+    }
+
+
+def _pair_probability(a: Any, b: Any) -> float:
+    """P(a scores above b) under the same Thurstone model as the reward; 0.5 if either failed."""
+    if a.score is None or b.score is None:
+        return 0.5
+    return float(ndtr((a.score - b.score) / math.sqrt(a.std**2 + b.std**2 + GAMMA)))
+
+
+def evaluate_on_pairs(
+    model: QualityModel,
+    votes: Sequence[VoteResult],
+    load_image: Callable[[Hashable], Any],
+    *,
+    mode: Literal["fast", "sampled"] = "fast",
+    samples: int = 8,
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """Pairwise accuracy against the voted p* of `votes`: by scores and by logits comparison."""
+    labelled = [v for v in votes if v.p_star is not None]
+    if not labelled:
+        return {"pairs": 0, "score_accuracy": math.nan, "compare_accuracy": math.nan}
+    keys = list(dict.fromkeys(k for v in labelled for k in (v.a, v.b)))
+    images = {k: load_image(k) for k in keys}
+    scored = model.score([images[k] for k in keys], mode=mode, n=samples, seed=seed)
+    by_key = dict(zip(keys, scored, strict=True))
+    labels = [v.p_star for v in labelled]
+    by_score = [_pair_probability(by_key[v.a], by_key[v.b]) for v in labelled]
+    compared = model.compare([(images[v.a], images[v.b]) for v in labelled], mode="logits")
+    return {
+        "pairs": len(labelled),
+        "score_accuracy": pairwise_accuracy(by_score, labels),
+        "compare_accuracy": pairwise_accuracy([c.p_first for c in compared], labels),
+        "score_std_across_images": float(
+            np.std([s.score for s in scored if s.score is not None] or [math.nan])
+        ),
+    }
+
+
+def _load(model_dir: str | Path, config: RoundConfig) -> QualityModel:
+    return load_model(
+        str(model_dir),
+        device=config.device,
+        max_pixels=config.max_pixels,
+        batch_size=config.batch_size,
+    )
+
+
+def run_round(
+    model_dir: str | Path,
+    image_paths: Sequence[str | Path],
+    config: RoundConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Progress | None = None,
+) -> RoundResult:
+    """Run one round from the checkpoint in `model_dir` and write the candidate to `out_dir`.
+
+    Holdout pairs are voted by the parent and never trained on; the candidate and the parent
+    are both measured on them. Raises TrainingCancelled if `should_stop` returns True.
+    """
+    report = on_progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    ids = [str(p) for p in image_paths]
+    pairs = sample_pairs(ids, config.n_pairs, config.holdout_fraction, seed)
+
+    start = time.perf_counter()
+    parent = _load(model_dir, config)
+    max_pixels = parent.max_pixels
+
+    def load_image(key: Hashable) -> Any:
+        return prepare_image(str(key), max_pixels)
+
+    timings["load_parent_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    votes: list[VoteResult] = []
+    n_chunks = chunk_count(len(pairs), config.vote.chunk_size)
+    for index, rows in iter_chunks(parent, pairs, load_image, config.vote, seed):
+        votes.extend(rows)
+        report("vote", index + 1, n_chunks)
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"stopped while voting, after chunk {index}")
+    timings["vote_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    holdout = [v for v in votes if v.holdout]
+    parent_eval = evaluate_on_pairs(
+        parent, holdout, load_image, mode=config.eval_mode, samples=config.eval_samples, seed=seed
+    )
+    timings["eval_parent_s"] = time.perf_counter() - start
+    del parent
+    gc.collect()  # one model in memory at a time: the trainer loads its own copies
+
+    start = time.perf_counter()
+    trained = train_grpo(
+        model_dir,
+        votes,
+        load_image,
+        dataclasses.replace(config.grpo, seed=seed),
+        out_dir,
+        should_stop=should_stop,
+        on_progress=lambda step, total: report("train", step, total),
+    )
+    timings["train_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    candidate = _load(trained.checkpoint_dir, config)
+    candidate_eval = evaluate_on_pairs(
+        candidate,
+        holdout,
+        load_image,
+        mode=config.eval_mode,
+        samples=config.eval_samples,
+        seed=seed,
+    )
+    timings["eval_candidate_s"] = time.perf_counter() - start
+    del candidate
+    gc.collect()
+
+    metrics = {
+        "votes": vote_summary(votes),
+        "train": trained.metrics,
+        "holdout": {"parent": parent_eval, "candidate": candidate_eval},
+        "parent_digest": weights_digest(model_dir),
+        "digest": trained.digest,
+        "timings": timings,
+    }
+    return RoundResult(trained.checkpoint_dir, trained.digest, metrics, votes)

@@ -1,0 +1,334 @@
+"""Online stage: GRPO with the fidelity reward on voted pairs (TRL GRPOTrainer, score prompt).
+
+Each training pair becomes two adjacent dataset rows (image a, image b) that share a pair id and
+p*; the dataset is shuffled at pair level here, TRL's own shuffling is off, and every generation
+batch holds whole pairs, so both images of a pair reach the same reward call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from datasets import Dataset
+from transformers import PrinterCallback, TrainerCallback, TrainingArguments
+
+from app.quality import prompts
+from app.quality.checkpoint import write_atomically
+from app.quality.model import MAX_NEW_TOKENS, _reasoning_default
+from app.quality.processor import load_processor
+from app.quality.reward import GAMMA, FidelityReward, format_reward
+from app.quality.voting import VoteResult
+
+__all__ = [
+    "GRPORoundConfig",
+    "TrainResult",
+    "TrainingCancelled",
+    "build_pair_dataset",
+    "resolve_prompting",
+    "train_grpo",
+    "training_pairs",
+]
+
+
+@dataclass
+class GRPORoundConfig:
+    """GRPO settings; defaults are the paper's, a caller shrinks them explicitly (e.g. for CPU)."""
+
+    num_generations: int = field(default=32, metadata={"help": "Samples per image G (paper: 32)."})
+    learning_rate: float = field(default=3e-7, metadata={"help": "AdamW lr, linear decay (paper)."})
+    beta: float = field(
+        default=0.05, metadata={"help": "k3 KL penalty to the round's start (paper)."}
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of rollouts."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of rollouts (1 = off)."})
+    top_k: int = field(default=0, metadata={"help": "Top-k sampling of rollouts (0 = off)."})
+    pairs_per_step: int = field(
+        default=32, metadata={"help": "Pairs per optimizer step (paper: 4 per GPU x 8 GPUs)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per step; 2*pairs_per_step must divide by it."}
+    )
+    max_steps: int | None = field(
+        default=None, metadata={"help": "Optimizer steps; None = one pass over the training pairs."}
+    )
+    max_completion_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens per scoring response; None = the model's default for the prompt."
+        },
+    )
+    reasoning: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Score prompt with the <think>/\\boxed{} instruction (paper); None = the "
+            "model's default (on for real models, off for tiny test models)."
+        },
+    )
+    format_reward_weight: float = field(
+        default=0.0, metadata={"help": "Weight of a 0/1 parsable-score reward; 0 = off (paper)."}
+    )
+    loss_type: str = field(
+        default="grpo", metadata={"help": "TRL loss aggregation; 'grpo' = the paper's objective."}
+    )
+    gamma: float = field(default=GAMMA, metadata={"help": "Eq. 2's variance floor."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
+    seed: int = field(default=0, metadata={"help": "Seeds pair order, sampling and init."})
+    device: Literal["auto", "cpu", "cuda"] = field(
+        default="auto", metadata={"help": "'auto' = CUDA when available (bf16), else CPU (fp32)."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for memory on large models (GPU)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2 (GRPO needs a group)")
+        if (2 * self.pairs_per_step) % self.gradient_accumulation_steps:
+            raise ValueError("2 * pairs_per_step must be divisible by gradient_accumulation_steps")
+
+
+@dataclass
+class TrainResult:
+    """A written checkpoint, its weights digest and the training metrics."""
+
+    checkpoint_dir: Path
+    digest: str
+    metrics: dict[str, Any]
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised when `should_stop` asked training to stop; no checkpoint was written."""
+
+
+def training_pairs(votes: Sequence[VoteResult]) -> list[VoteResult]:
+    """The voted pairs GRPO may use: not holdout and with a label."""
+    return [v for v in votes if not v.holdout and v.p_star is not None]
+
+
+def _pair_schedule(pairs: Sequence[VoteResult], config: GRPORoundConfig) -> list[VoteResult]:
+    """Pairs in training order: shuffled with the seed, cycled to fill max_steps, whole steps only."""
+    order = list(pairs)
+    random.Random(config.seed).shuffle(order)
+    per_step = config.pairs_per_step
+    n_steps = len(order) // per_step if config.max_steps is None else config.max_steps
+    if not order:
+        raise ValueError("no usable training pairs: every pair is holdout, unlabelled or filtered")
+    if n_steps < 1:
+        raise ValueError(f"{len(order)} training pairs cannot fill one step of {per_step} pairs")
+    needed = n_steps * per_step
+    return [order[k % len(order)] for k in range(needed)]
+
+
+def resolve_prompting(config: GRPORoundConfig, model_dir: str | Path) -> GRPORoundConfig:
+    """The config with reasoning and completion length filled in from the model's defaults."""
+    reasoning = _reasoning_default(str(model_dir)) if config.reasoning is None else config.reasoning
+    length = config.max_completion_length or MAX_NEW_TOKENS[("score", reasoning)]
+    return dataclasses.replace(config, reasoning=reasoning, max_completion_length=length)
+
+
+def build_pair_dataset(
+    pairs: Sequence[VoteResult],
+    load_image: Callable[[Hashable], Any],
+    config: GRPORoundConfig,
+) -> Dataset:
+    """Rows (prompt, image, image_id, pair_id, position, p_star), partners adjacent, step order.
+
+    Images are loaded when a row is read, not stored: a paper-sized round (~40k images) would
+    not fit in memory. A small cache absorbs TRL reading each row once per generation.
+    """
+    messages = prompts.score_messages(bool(config.reasoning))
+    keys: dict[str, Hashable] = {}
+    rows = []
+    for pair_id, vote in enumerate(_pair_schedule(pairs, config)):
+        for position, key in ((0, vote.a), (1, vote.b)):
+            keys[str(key)] = key
+            rows.append(
+                {
+                    "prompt": messages,
+                    "image_id": str(key),
+                    "pair_id": pair_id,
+                    "position": position,
+                    "p_star": float(vote.p_star),
+                }
+            )
+    cached = functools.lru_cache(maxsize=4 * config.pairs_per_step)(load_image)
+
+    def attach_images(batch: dict[str, list]) -> dict[str, list]:
+        batch["image"] = [cached(keys[name]) for name in batch["image_id"]]
+        return batch
+
+    return Dataset.from_list(rows).with_transform(attach_images)
+
+
+class _Control(TrainerCallback):
+    """Reports progress after each optimizer step and stops when the caller asks."""
+
+    def __init__(
+        self,
+        should_stop: Callable[[], bool] | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.should_stop = should_stop
+        self.on_progress = on_progress
+        self.cancelled = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.on_progress is not None:
+            self.on_progress(state.global_step, state.max_steps)
+        if self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            control.should_training_stop = True
+        return control
+
+
+def _use_cuda(config: GRPORoundConfig) -> bool:
+    if config.device == "cuda":
+        return True
+    return config.device == "auto" and torch.cuda.is_available()
+
+
+# transformers 5.x renamed gradient_checkpointing to activation_checkpointing (old name warns).
+_CHECKPOINTING_ARG = (
+    "activation_checkpointing"
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
+    else "gradient_checkpointing"
+)
+
+
+def _trl_config(config: GRPORoundConfig, work_dir: Path, n_steps: int) -> Any:
+    from trl import GRPOConfig
+
+    cuda = _use_cuda(config)
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    completions_per_step = 2 * config.pairs_per_step * config.num_generations
+    return GRPOConfig(
+        output_dir=str(work_dir),
+        use_cpu=not cuda,
+        bf16=bf16,
+        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},
+        **{_CHECKPOINTING_ARG: config.gradient_checkpointing},
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        shuffle_dataset=False,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_steps=n_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        max_grad_norm=config.max_grad_norm,
+        per_device_train_batch_size=completions_per_step // config.gradient_accumulation_steps,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        # One generation batch = one optimizer step = whole pairs: partners share a reward call.
+        generation_batch_size=completions_per_step,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        beta=config.beta,
+        loss_type=config.loss_type,
+        reward_weights=[1.0, config.format_reward_weight] if config.format_reward_weight else None,
+    )
+
+
+_LOGGED = {
+    "reward": "reward_mean",
+    "reward_std": "reward_std",
+    "kl": "kl",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+    "parse_rate": "parse_rate",
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "learning_rate": "learning_rate",
+    "completions/mean_length": "completion_length",
+    "step_time": "step_time_s",
+}
+
+
+def _step_metrics(log_history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-step series from the trainer's log history, plus their means."""
+    steps = [entry for entry in log_history if "step" in entry and "reward" in entry]
+    series: dict[str, list[float]] = {name: [] for name in _LOGGED.values()}
+    for entry in steps:
+        for key, name in _LOGGED.items():
+            if key in entry:
+                series[name].append(float(entry[key]))
+    out: dict[str, Any] = {"steps": len(steps), "per_step": series}
+    for name, values in series.items():
+        finite = [v for v in values if math.isfinite(v)]
+        out[f"{name}_avg"] = sum(finite) / len(finite) if finite else math.nan
+    return out
+
+
+def train_grpo(
+    model_dir: str | Path,
+    votes: Sequence[VoteResult],
+    load_image: Callable[[Hashable], Any],
+    config: GRPORoundConfig,
+    out_dir: str | Path,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train `model_dir` with GRPO on the usable voted pairs and write the result to `out_dir`.
+
+    `out_dir` must not exist; it appears only once complete (weights, processor, digest file).
+    `should_stop` is polled after every step; if it returns True, TrainingCancelled is raised and
+    nothing is written. `on_progress(step, max_steps)` is called after every step.
+    """
+    from trl import GRPOTrainer
+
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"checkpoint {out_dir} already exists")
+    config = resolve_prompting(config, model_dir)
+    dataset = build_pair_dataset(training_pairs(votes), load_image, config)
+    n_steps = len(dataset) // (2 * config.pairs_per_step)
+    processor = load_processor(model_dir)
+    rewards: list[Any] = [FidelityReward(gamma=config.gamma)]
+    if config.format_reward_weight:
+        rewards.append(format_reward)
+    control = _Control(should_stop, on_progress)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.trainer-", dir=out_dir.parent))
+    try:
+        trainer = GRPOTrainer(
+            model=str(model_dir),
+            reward_funcs=rewards,
+            args=_trl_config(config, work_dir, n_steps),
+            train_dataset=dataset,
+            processing_class=processor,
+            callbacks=[control],
+        )
+        # Progress goes to `on_progress` and metrics to the result; no printing from a worker.
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+        if control.cancelled:
+            raise TrainingCancelled(f"stopped at step {trainer.state.global_step}")
+        metrics = _step_metrics(trainer.state.log_history)
+        metrics["train_pairs"] = len(training_pairs(votes))
+
+        def write(staging: Path) -> None:
+            trainer.save_model(str(staging))
+            processor.save_pretrained(str(staging))
+            # A pickle of the trainer's arguments: unsafe to load and not part of the model.
+            (staging / "training_args.bin").unlink(missing_ok=True)
+
+        digest = write_atomically(out_dir, write)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return TrainResult(out_dir, digest, metrics)

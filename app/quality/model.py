@@ -1,0 +1,347 @@
+"""Load a vision-language model and ask it for quality scores and pairwise preferences."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import AutoModelForImageTextToText
+
+from app.quality import prompts
+from app.quality.builtins import resolve_model_source
+from app.quality.images import ImageSource, prepare_image
+from app.quality.parsing import parse_choice, parse_score
+from app.quality.processor import load_processor
+from app.quality.sampling import VISION_TOKENS, SamplingParams, sample_continuations
+
+DEFAULT_MAX_PIXELS = 448 * 448
+RATINGS = (1, 2, 3, 4, 5)
+# With reasoning the answer follows a free-form <think> block; without it the answer is the
+# first token, so answer-only votes need one token and answer-only scores a few ("3.75").
+MAX_NEW_TOKENS = {("score", True): 1024, ("score", False): 8, ("compare", True): 1024}
+MAX_NEW_TOKENS[("compare", False)] = 1
+
+
+@dataclass
+class ScoreResult:
+    """Quality of one image: score in [1, 5] (None when no sample parsed), its spread, counts."""
+
+    score: float | None
+    std: float
+    valid: int
+    n: int
+    texts: list[str] | None = None
+
+
+@dataclass
+class CompareResult:
+    """p_first: probability that the first image of the pair has the better quality."""
+
+    p_first: float
+    votes_a: int
+    votes_b: int
+    invalid: int
+    mode: str
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def _single_token_id(tokenizer, text: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"{text!r} is not a single token in this vocabulary: {ids}")
+    return ids[0]
+
+
+class QualityModel:
+    """A loaded VLM with its processor; score() and compare() are the service's questions."""
+
+    def __init__(
+        self,
+        model,
+        processor,
+        *,
+        source: str,
+        device: torch.device,
+        max_pixels: int,
+        reasoning_default: bool = True,
+        batch_size: int = 8,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.source = source
+        self.device = device
+        self.max_pixels = max_pixels
+        self.reasoning_default = reasoning_default
+        self.batch_size = batch_size
+        tok = processor.tokenizer
+        self.rating_ids = [_single_token_id(tok, str(r)) for r in RATINGS]
+        self.choice_ids = [_single_token_id(tok, "0"), _single_token_id(tok, "1")]
+        vocab = tok.get_vocab()
+        self.suppress_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]
+        eos = [tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
+        self.eos_ids = eos or [tok.eos_token_id]
+        self._templates: dict[tuple[str, bool], str] = {}
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def _template(self, task: str, reasoning: bool) -> str:
+        key = (task, reasoning)
+        if key not in self._templates:
+            build = prompts.score_messages if task == "score" else prompts.compare_messages
+            self._templates[key] = self.processor.apply_chat_template(
+                build(reasoning), add_generation_prompt=True, tokenize=False
+            )
+        return self._templates[key]
+
+    def encode(self, task: str, reasoning: bool, rows: Sequence[Sequence[ImageSource]]) -> dict:
+        """Left-padded model inputs: one prompt per row, each with that row's images."""
+        text = self._template(task, reasoning)
+        images = [prepare_image(img, self.max_pixels) for row in rows for img in row]
+        batch = self.processor(
+            text=[text] * len(rows),
+            images=images,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def answer_logits(self, inputs: dict) -> torch.Tensor:
+        """Next-token logits (float32) at the answer position of each row."""
+        return self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
+
+    def _sampling(self, task, reasoning, max_new_tokens, temperature, top_p, top_k):
+        if max_new_tokens is None:
+            max_new_tokens = MAX_NEW_TOKENS[(task, reasoning)]
+        return SamplingParams(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            eos_token_ids=self.eos_ids,
+            suppress_token_ids=self.suppress_ids,
+        )
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
+        return gen
+
+    def _decode(self, sequences: list[list[int]]) -> list[str]:
+        return self.processor.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+
+    # ---- scoring ---------------------------------------------------------------------------
+
+    def score(
+        self,
+        images: Sequence[ImageSource],
+        *,
+        mode: Literal["fast", "sampled"] = "fast",
+        n: int = 8,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        reasoning: bool | None = None,
+        return_texts: bool = False,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[ScoreResult]:
+        """Quality score per image.
+
+        fast: expected rating under the next-token distribution over "1".."5" (one forward,
+        deterministic). It always uses the answer-only prompt: with reasoning the first token
+        is "<think>", not the rating. sampled: n parsed responses; mean, std and valid count.
+        """
+        if mode not in ("fast", "sampled"):
+            raise ValueError(f"mode must be 'fast' or 'sampled', not {mode!r}")
+        reasoning = self.reasoning_default if reasoning is None else reasoning
+        results: list[ScoreResult] = []
+        gen = self._generator(seed)
+        for start in range(0, len(images), self.batch_size):
+            chunk = [[img] for img in images[start : start + self.batch_size]]
+            if mode == "fast":
+                results += self._score_fast(chunk)
+            else:
+                params = self._sampling(
+                    "score", reasoning, max_new_tokens, temperature, top_p, top_k
+                )
+                results += self._score_sampled(chunk, n, reasoning, params, gen, return_texts)
+        return results
+
+    def _score_fast(self, rows) -> list[ScoreResult]:
+        logits = self.answer_logits(self.encode("score", False, rows))
+        probs = torch.softmax(logits[:, self.rating_ids], dim=-1)
+        values = torch.tensor(RATINGS, dtype=probs.dtype, device=probs.device)
+        mean = probs @ values
+        std = torch.sqrt((probs * (values[None, :] - mean[:, None]) ** 2).sum(-1))
+        return [
+            ScoreResult(score=float(m), std=float(s), valid=1, n=1)
+            for m, s in zip(mean.tolist(), std.tolist(), strict=True)
+        ]
+
+    def _score_sampled(self, rows, n, reasoning, params, gen, return_texts) -> list[ScoreResult]:
+        inputs = self.encode("score", reasoning, rows)
+        samples = sample_continuations(self.model, inputs, [n] * len(rows), params, gen)
+        results = []
+        for seqs in samples:
+            texts = self._decode(seqs)
+            scores = [s for s in map(parse_score, texts) if s is not None]
+            results.append(
+                ScoreResult(
+                    score=float(np.mean(scores)) if scores else None,
+                    std=float(np.std(scores)) if scores else 0.0,
+                    valid=len(scores),
+                    n=n,
+                    texts=texts if return_texts else None,
+                )
+            )
+        return results
+
+    # ---- comparing -------------------------------------------------------------------------
+
+    def compare(
+        self,
+        pairs: Sequence[tuple[ImageSource, ImageSource]],
+        *,
+        mode: Literal["logits", "sampled"] = "logits",
+        k: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        reasoning: bool | None = None,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[CompareResult]:
+        """Probability that the first image of each pair is better.
+
+        logits: P("0") vs P("1") at the answer position, averaged over both orders (the K->inf
+        limit of the vote). sampled: k votes, each in a randomly swapped order mapped back.
+        """
+        if mode not in ("logits", "sampled"):
+            raise ValueError(f"mode must be 'logits' or 'sampled', not {mode!r}")
+        reasoning = self.reasoning_default if reasoning is None else reasoning
+        gen = self._generator(seed)
+        rng = np.random.default_rng(seed)
+        results: list[CompareResult] = []
+        for start in range(0, len(pairs), self.batch_size):
+            chunk = list(pairs[start : start + self.batch_size])
+            if mode == "logits":
+                results += self._compare_logits(chunk)
+            else:
+                params = self._sampling(
+                    "compare", reasoning, max_new_tokens, temperature, top_p, top_k
+                )
+                results += self._compare_sampled(chunk, k, reasoning, params, gen, rng)
+        return results
+
+    def _compare_logits(self, pairs) -> list[CompareResult]:
+        rows = [order for a, b in pairs for order in ((a, b), (b, a))]
+        logits = self.answer_logits(self.encode("compare", False, rows))
+        p_zero = torch.softmax(logits[:, self.choice_ids], dim=-1)[:, 0].view(-1, 2)
+        # Order (a, b): "0" means a is better; order (b, a): "1" means a is better.
+        p_first = 0.5 * (p_zero[:, 0] + (1.0 - p_zero[:, 1]))
+        return [CompareResult(float(p), 0, 0, 0, "logits") for p in p_first.tolist()]
+
+    def _compare_sampled(self, pairs, k, reasoning, params, gen, rng) -> list[CompareResult]:
+        swapped = rng.random((len(pairs), k)) < 0.5  # each vote's order, drawn up front
+        rows, counts, owners = [], [], []
+        for i, (a, b) in enumerate(pairs):
+            n_swapped = int(swapped[i].sum())
+            for order, count, is_swapped in (((a, b), k - n_swapped, 0), ((b, a), n_swapped, 1)):
+                if count:
+                    rows.append(order)
+                    counts.append(count)
+                    owners.append((i, is_swapped))
+        samples = sample_continuations(
+            self.model, self.encode("compare", reasoning, rows), counts, params, gen
+        )
+        tally = np.zeros((len(pairs), 3), dtype=int)  # votes for a, votes for b, invalid
+        for (i, is_swapped), seqs in zip(owners, samples, strict=True):
+            for choice in map(parse_choice, self._decode(seqs)):
+                if choice is None:
+                    tally[i, 2] += 1
+                else:
+                    tally[i, abs(choice - is_swapped)] += 1  # 0: a, 1: b
+        return [
+            CompareResult(
+                p_first=float(a / (a + b)) if a + b else 0.5,
+                votes_a=int(a),
+                votes_b=int(b),
+                invalid=int(bad),
+                mode="sampled",
+            )
+            for a, b, bad in tally
+        ]
+
+
+def reasoning_default(folder: str) -> bool:
+    """Reasoning is on for real models; tiny test models are built answer-only."""
+    marker = Path(folder) / "evoquality_tiny.json"
+    if marker.is_file():
+        return bool(json.loads(marker.read_text()).get("reasoning", False))
+    return True
+
+
+_reasoning_default = reasoning_default  # older name, imported by app.quality.grpo
+
+
+def load_model(
+    source: str,
+    *,
+    device: str = "auto",
+    dtype: str | torch.dtype = "auto",
+    max_pixels: int | None = None,
+    cache_dir: Path | str | None = None,
+    batch_size: int = 8,
+    reasoning: bool | None = None,
+) -> QualityModel:
+    """Load a Hugging Face image-text-to-text model from a folder, a hub id or "builtin:<name>".
+
+    max_pixels caps every image (and the image processor's own bound); None keeps the
+    processor's bound. reasoning=None: on for real models, off for tiny test models.
+    """
+    if source.startswith("builtin:"):
+        if cache_dir is None:
+            raise ValueError("builtin models need a cache_dir to be built into")
+        source = resolve_model_source(source, Path(cache_dir))
+    torch_device = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, torch_device)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype)
+    model.to(torch_device).eval()
+    processor = load_processor(source)
+    size = processor.image_processor.size
+    if max_pixels is None:
+        max_pixels = size.get("longest_edge") or DEFAULT_MAX_PIXELS
+    else:
+        processor.image_processor.size = {
+            "shortest_edge": min(size.get("shortest_edge") or max_pixels, max_pixels),
+            "longest_edge": max_pixels,
+        }
+    return QualityModel(
+        model,
+        processor,
+        source=source,
+        device=torch_device,
+        max_pixels=max_pixels,
+        reasoning_default=reasoning_default(source) if reasoning is None else reasoning,
+        batch_size=batch_size,
+    )

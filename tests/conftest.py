@@ -1,0 +1,28 @@
+"""Shared fixtures: a tiny Qwen2.5-VL model built once per test session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # 2-core CI: torch's default thread count stalls shared machines
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random-weight tiny Qwen2.5-VL folder (small vocabulary, seed 0)."""
+    from app.quality.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", vocab="small", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_answering_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model after a short format prior: answers one digit that depends on brightness."""
+    from app.quality.answer_prior import teach_answer_format
+
+    return teach_answer_format(tiny_model_dir, tmp_path_factory.mktemp("models") / "answering")

@@ -1,0 +1,61 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.quality.images import prepare_image
+
+
+def _gradient(width: int, height: int) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
+    return Image.fromarray(np.broadcast_to(x, (height, width, 3)).copy())
+
+
+def _with_orientation(image: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif)
+    return buf.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    raw = _with_orientation(_gradient(80, 40), orientation=6)  # "rotate 90 CW to view"
+    assert Image.open(io.BytesIO(raw)).size == (80, 40)
+    upright = prepare_image(raw, max_pixels=10_000)
+    assert upright.size == (40, 80)
+    # The gradient ran left->right; after a 90-degree turn it runs top->bottom.
+    column = np.asarray(upright)[:, 20, 0].astype(int)
+    assert abs(column[0] - column[-1]) > 100
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16", "RGBA"])
+def test_any_mode_becomes_rgb(mode):
+    image = _gradient(30, 20).convert(mode) if mode != "I;16" else Image.new("I;16", (30, 20))
+    assert prepare_image(image, max_pixels=10_000).mode == "RGB"
+
+
+def test_transparent_pixels_become_white():
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    assert prepare_image(rgba, max_pixels=1000).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_large_images_shrink_within_max_pixels_keeping_aspect():
+    out = prepare_image(_gradient(1000, 500), max_pixels=112 * 112)
+    assert out.width * out.height <= 112 * 112
+    assert out.width / out.height == pytest.approx(2.0, rel=0.03)
+
+
+def test_small_images_are_not_enlarged():
+    assert prepare_image(_gradient(30, 20), max_pixels=112 * 112).size == (30, 20)
+
+
+def test_path_and_bytes_inputs(tmp_path):
+    path = tmp_path / "x.png"
+    _gradient(64, 32).save(path)
+    from_path = prepare_image(path, max_pixels=10_000)
+    from_str = prepare_image(str(path), max_pixels=10_000)
+    from_bytes = prepare_image(path.read_bytes(), max_pixels=10_000)
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_str))
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_bytes))
