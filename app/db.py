@@ -73,12 +73,6 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
-def get_db() -> Iterator[Session]:
-    """FastAPI dependency: one session per request."""
-    with session_scope() as session:
-        yield session
-
-
 def ping(engine: Engine | None = None) -> None:
     """Raise if the database does not answer a trivial query."""
     with (engine or get_engine()).connect() as conn:

@@ -12,8 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app import health
+from app.corpus.router import router as corpus_router
 from app.errors import EvoqError
 from app.observability import HTTP_LATENCY, HTTP_REQUESTS
+from app.registry.router import admin_router as registry_admin_router
+from app.registry.router import router as registry_router
+from app.rounds.router import router as rounds_router
+from app.scoring.lifecycle import start_serving, stop_serving
+from app.scoring.router import router as scoring_router
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("evoq.api")
@@ -55,9 +61,11 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api starting", extra={"database": settings.resolved_database_url.split("@")[-1]})
+        await start_serving(app, settings, load_model=load_model)
         try:
             yield
         finally:
+            await stop_serving(app)
             log.info("api stopped")
 
     app = FastAPI(
@@ -71,5 +79,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.state.settings = settings
     _install_error_handlers(app)
     _install_metrics_middleware(app)
-    app.include_router(health.router)
+    for router in (
+        health.router,
+        scoring_router,
+        corpus_router,
+        registry_router,
+        registry_admin_router,
+        rounds_router,
+    ):
+        app.include_router(router)
     return app

@@ -64,6 +64,38 @@ class Settings(BaseSettings):
         448 * 448, description="Images are resized so their pixel count stays within this."
     )
 
+    # --- serving ------------------------------------------------------------------------
+    batch_max_size: int = Field(
+        8, ge=1, description="Most images scored in one model call (micro-batching)."
+    )
+    batch_max_wait_ms: float = Field(
+        10.0, ge=0, description="Longest an image waits for companions before its batch runs."
+    )
+    queue_max: int = Field(
+        256, ge=1, description="Images waiting to be scored before requests get 503 + Retry-After."
+    )
+    activation_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often each API process checks the registry for a new activation.",
+    )
+
+    # --- evolution ----------------------------------------------------------------------
+    round_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a worker running a round refreshes its heartbeat."
+    )
+    round_stale_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A running round whose heartbeat is older than this is marked failed "
+        "(its worker died).",
+    )
+    housekeeping_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Celery beat interval of housekeeping: stale rounds, continuous mode.",
+    )
+
     # --- uploads (default and help text of each: UploadLimits in app/corpus/limits.py) -----
     max_file_bytes: int = upload_setting("max_file_bytes")
     max_request_bytes: int = upload_setting("max_request_bytes")

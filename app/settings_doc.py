@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from app.settings import Settings
+
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
 def settings_table() -> str:
@@ -17,5 +22,15 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def write_readme(path: Path) -> None:
+    """Replace the table between the README's settings-table markers."""
+    text = path.read_text()
+    start, end = text.index(START) + len(START), text.index(END)
+    path.write_text(text[:start] + "\n" + settings_table() + "\n" + text[end:])
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    if "--write" in sys.argv:
+        write_readme(Path(__file__).resolve().parents[1] / "README.md")
+    else:
+        print(settings_table())

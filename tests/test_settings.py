@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.settings import Settings
-from app.settings_doc import settings_table
+from app.settings_doc import END, START, settings_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,9 +25,8 @@ def test_environment_variables_use_the_evoq_prefix(monkeypatch, tmp_path) -> Non
 
 def test_readme_documents_every_setting() -> None:
     text = README.read_text()
-    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
-    table = text[text.index(start) + len(start) : text.index(end)].strip()
-    assert table == settings_table(), "README settings table is stale: python -m app.settings_doc"
+    table = text[text.index(START) + len(START) : text.index(END)].strip()
+    assert table == settings_table(), "stale README table: python -m app.settings_doc --write"
     for name in (
         "DATABASE_URL",
         "BROKER_URL",

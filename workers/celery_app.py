@@ -23,6 +23,7 @@ def celery_config(settings: Settings) -> dict:
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(queue_dir / "processed"),
+            "control_folder": str(queue_dir / "control"),
             "store_processed": False,
         }
         (queue_dir / "processed").mkdir(exist_ok=True)
@@ -45,6 +46,7 @@ def celery_config(settings: Settings) -> dict:
         if backend.startswith("redis")
         else {},
         "task_default_queue": DEFAULT_QUEUE,
+        # Model work goes to GPU workers; bookkeeping to any worker.
         "task_routes": {
             "evoq.rounds.vote_chunk": {"queue": GPU_QUEUE},
             "evoq.rounds.train": {"queue": GPU_QUEUE},
@@ -59,6 +61,12 @@ def celery_config(settings: Settings) -> dict:
         "broker_connection_retry_on_startup": True,
         "beat_schedule_filename": str(data_dir / "celerybeat-schedule"),
         "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "evoq-housekeeping": {
+                "task": "evoq.rounds.housekeeping",
+                "schedule": settings.housekeeping_seconds,
+            }
+        },
     }
 
 
@@ -66,7 +74,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings` (default: the environment)."""
     settings = settings or get_settings()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    celery = Celery("evoq", include=["workers.tasks"])
+    celery = Celery("evoq", include=["workers.tasks", "workers.pipeline"])
     celery.conf.update(celery_config(settings))
     return celery
 

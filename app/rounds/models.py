@@ -30,8 +30,12 @@ ROUND_STATUSES = (
     "rejected",
     "failed",
     "cancelled",
+    "awaiting_approval",
 )
 ACTIVE_ROUND_STATUSES = ("pending", "voting", "training", "evaluating")
+# The manual gate policy parks a passing candidate here until an admin activates it.
+AWAITING_APPROVAL = "awaiting_approval"
+FINAL_ROUND_STATUSES = ("promoted", "rejected", "failed", "cancelled", AWAITING_APPROVAL)
 
 
 class Round(Base):
@@ -54,9 +58,14 @@ class Round(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     actor: Mapped[str] = mapped_column(String(128), default="admin")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 1 while the round runs, NULL once it ended: the unique constraint admits one running round
+    # even when two start requests race (NULLs never collide).
+    running_lock: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Refreshed by the worker running the round; a stale one means the worker died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

@@ -111,9 +111,11 @@ def upgrade() -> None:
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.Column("running_lock", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["candidate_version_id"],
@@ -126,6 +128,7 @@ def upgrade() -> None:
             name=op.f("fk_rounds_parent_version_id_model_versions"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rounds")),
+        sa.UniqueConstraint("running_lock", name=op.f("uq_rounds_running_lock")),
     )
     with op.batch_alter_table("rounds", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rounds_status"), ["status"], unique=False)

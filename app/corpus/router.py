@@ -1,0 +1,99 @@
+"""Corpus endpoints: upload unlabeled images and archives, list, stats, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from app.corpus import service
+from app.corpus.limits import UploadLimits
+from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, UploadResponse
+from app.corpus.store import ImageStore
+from app.corpus.uploads import multipart_openapi, read_multipart
+from app.deps import get_db, get_limits, get_store
+
+router = APIRouter(prefix="/v1/corpus", tags=["corpus"])
+
+ERRORS = {
+    413: {"description": "Request too large or too many files (`error`, `detail`, `filename`)."},
+    415: {"description": "Not multipart/form-data."},
+    422: {"description": "Every file was rejected; `results` says why for each."},
+}
+
+
+@router.post(
+    "/images",
+    response_model=UploadResponse,
+    summary="Upload unlabeled images and/or .zip archives",
+    responses=ERRORS,
+    openapi_extra=multipart_openapi(
+        {
+            "train_opt_out": {
+                "type": "boolean",
+                "default": False,
+                "description": "Store the images but never train on them.",
+            }
+        }
+    ),
+)
+async def upload_images(
+    request: Request,
+    db: Session = Depends(get_db),
+    store: ImageStore = Depends(get_store),
+    limits: UploadLimits = Depends(get_limits),
+) -> JSONResponse:
+    """Each file (and each archive member) is `stored`, a `duplicate` (identical bytes: same
+    sha256) or `rejected` with a reason; files are on disk before their rows are written."""
+    form, files = await read_multipart(request, limits)
+    opt_out = str(form.get("train_opt_out", "false")).lower() in ("1", "true", "yes", "on")
+    results = service.ingest(db=db, store=store, files=files, limits=limits, train_opt_out=opt_out)
+    db.commit()
+    counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "rejected")}
+    body = UploadResponse(
+        results=results,
+        stored=counts["stored"],
+        duplicates=counts["duplicate"],
+        rejected=counts["rejected"],
+    ).model_dump(mode="json")
+    if counts["rejected"] == len(results):
+        first = results[0]
+        detail = (
+            f"{first.filename}: {first.detail}"
+            if len(results) == 1
+            else f"all {len(results)} files were rejected; see results"
+        )
+        return JSONResponse({"error": first.reason, "detail": detail, **body}, status_code=422)
+    return JSONResponse(body)
+
+
+@router.get("", response_model=CorpusStats, summary="Corpus totals")
+def corpus_stats(db: Session = Depends(get_db)) -> CorpusStats:
+    """Totals, and how many images arrived since the last round."""
+    return service.stats(db=db)
+
+
+@router.get("/images", response_model=ImagePage, summary="List corpus images, newest first")
+def list_images(
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+    db: Session = Depends(get_db),
+) -> ImagePage:
+    """One page of stored images."""
+    items, total = service.get_page(db=db, offset=offset, limit=limit)
+    return ImagePage(
+        items=[ImageOut.model_validate(i) for i in items], total=total, offset=offset, limit=limit
+    )
+
+
+@router.delete(
+    "/images/{sha256}",
+    status_code=204,
+    summary="Delete a corpus image",
+    responses={404: {"description": "No such image."}},
+)
+def delete_image(
+    sha256: str, db: Session = Depends(get_db), store: ImageStore = Depends(get_store)
+) -> None:
+    """Removes the row, then the file."""
+    service.delete(db=db, store=store, sha256=sha256)

@@ -1,0 +1,95 @@
+"""Model registry endpoints: list versions (public), activate and roll back (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends
+from sqlalchemy.orm import Session
+
+from app.deps import get_db, require_admin
+from app.registry import service
+from app.registry.models import ModelVersion
+from app.registry.schemas import ActivateIn, ActivationOut, ModelsOut, VersionOut
+from app.rounds import service as rounds
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+def version_out(db: Session, version: ModelVersion, active_id: int | None) -> VersionOut:
+    """The API view of a version, with its lineage."""
+    return VersionOut(
+        id=version.id,
+        parent_id=version.parent_id,
+        round_id=version.round_id,
+        base_model=version.base_model,
+        checkpoint_path=version.checkpoint_path,
+        digest=version.digest,
+        status=version.status,
+        active=version.id == active_id,
+        lineage=service.lineage(db=db, version_id=version.id),
+        metrics=version.metrics or {},
+        note=version.note,
+        created_at=version.created_at,
+    )
+
+
+def _active_id(db: Session) -> int | None:
+    activation = service.latest_activation(db=db)
+    return activation.version_id if activation else None
+
+
+@router.get(
+    "", response_model=ModelsOut, summary="Versions with lineage, metrics, and which is active"
+)
+def list_models(db: Session = Depends(get_db)) -> ModelsOut:
+    """Every registered version and the activation history (newest first)."""
+    active = _active_id(db)
+    return ModelsOut(
+        active_version=active,
+        versions=[version_out(db, v, active) for v in service.get_all(db=db)],
+        activations=[
+            ActivationOut.model_validate(a, from_attributes=True) for a in service.history(db=db)
+        ],
+    )
+
+
+@router.get(
+    "/{version_id}", response_model=VersionOut, responses={404: {"description": "No such version."}}
+)
+def get_model(version_id: int, db: Session = Depends(get_db)) -> VersionOut:
+    """One version with its lineage and metrics."""
+    return version_out(db, service.get_or_raise(db=db, version_id=version_id), _active_id(db))
+
+
+@admin_router.post(
+    "/models/{version_id}/activate",
+    response_model=ActivationOut,
+    summary="Serve this version (every API process swaps to it)",
+)
+def activate(
+    version_id: int,
+    body: ActivateIn = Body(default_factory=ActivateIn),
+    actor: str = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> ActivationOut:
+    """Appends an activation; the previous version becomes retired."""
+    activation = service.activate(
+        db=db, version_id=version_id, actor=actor, reason=body.reason or "manual activation"
+    )
+    rounds.mark_approved(db=db, version_id=version_id)
+    db.commit()
+    return ActivationOut.model_validate(activation, from_attributes=True)
+
+
+@admin_router.post(
+    "/rollback", response_model=ActivationOut, summary="Serve the previously active version again"
+)
+def rollback(
+    body: ActivateIn = Body(default_factory=ActivateIn),
+    actor: str = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> ActivationOut:
+    """Re-activates the version that served before the current one."""
+    activation = service.rollback(db=db, actor=actor, reason=body.reason or "rollback")
+    db.commit()
+    return ActivationOut.model_validate(activation, from_attributes=True)

@@ -1,0 +1,52 @@
+"""Pydantic shapes of the registry API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class VersionOut(BaseModel):
+    """A registered checkpoint."""
+
+    id: int
+    parent_id: int | None
+    round_id: int | None
+    base_model: str
+    checkpoint_path: str
+    digest: str
+    status: str = Field(description="candidate, active, retired or rejected.")
+    active: bool
+    lineage: list[int] = Field(
+        description="This version's id, then its parent's, back to the base."
+    )
+    metrics: dict[str, Any]
+    note: str | None
+    created_at: datetime
+
+
+class ActivationOut(BaseModel):
+    """One entry of the append-only activation history."""
+
+    id: int
+    version_id: int
+    previous_version_id: int | None
+    actor: str
+    reason: str
+    at: datetime
+
+
+class ModelsOut(BaseModel):
+    """Every version, the active one, and the recent activation history."""
+
+    active_version: int | None
+    versions: list[VersionOut]
+    activations: list[ActivationOut]
+
+
+class ActivateIn(BaseModel):
+    """Why an admin changes the serving version."""
+
+    reason: str = Field("", max_length=1000)

@@ -1,0 +1,98 @@
+"""The promotion gate: pure checks of a candidate's evaluation against its parent's."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from app.rounds.schemas import RoundConfigIn
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate condition and how the candidate fared."""
+
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    detail: str
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[Check]]:
+    """Whether the candidate may be promoted, and every check with its numbers.
+
+    `metrics` holds candidate_holdout_accuracy, parent_holdout_accuracy, parse_rate,
+    score_std and, when a probe set exists, candidate_probe_srcc and parent_probe_srcc."""
+    checks: list[Check] = []
+    cand, parent = (
+        _num(metrics.get("candidate_holdout_accuracy")),
+        _num(metrics.get("parent_holdout_accuracy")),
+    )
+    if cand is None or parent is None:
+        checks.append(
+            Check("holdout_accuracy", False, cand, None, "no labelled holdout pair to compare on")
+        )
+    else:
+        floor = parent - config.accuracy_margin
+        checks.append(
+            Check(
+                "holdout_accuracy",
+                cand >= floor,
+                cand,
+                floor,
+                f"candidate {cand:.3f} vs parent {parent:.3f} (margin {config.accuracy_margin})",
+            )
+        )
+    parse_rate = _num(metrics.get("parse_rate"))
+    checks.append(
+        Check(
+            "parse_rate",
+            parse_rate is not None and parse_rate >= config.min_parse_rate,
+            parse_rate,
+            config.min_parse_rate,
+            "share of sampled scores that parsed",
+        )
+    )
+    spread = _num(metrics.get("score_std"))
+    checks.append(
+        Check(
+            "score_spread",
+            spread is not None and spread >= config.min_score_std,
+            spread,
+            config.min_score_std,
+            "std of mean scores across images (a collapse to one value fails)",
+        )
+    )
+    cand_srcc, parent_srcc = (
+        _num(metrics.get("candidate_probe_srcc")),
+        _num(metrics.get("parent_probe_srcc")),
+    )
+    if "candidate_probe_srcc" in metrics:
+        floor = None if parent_srcc is None else parent_srcc - config.srcc_margin
+        checks.append(
+            Check(
+                "probe_srcc",
+                cand_srcc is not None and (floor is None or cand_srcc >= floor),
+                cand_srcc,
+                floor,
+                f"SRCC against the probe set's MOS (parent {parent_srcc})",
+            )
+        )
+    return all(c.passed for c in checks), checks
+
+
+def as_json(passed: bool, checks: list[Check], policy: str, decision: str) -> dict[str, Any]:
+    """The gate record stored on the round and shown by the API."""
+    return {
+        "passed": passed,
+        "policy": policy,
+        "decision": decision,
+        "checks": [asdict(c) for c in checks],
+        "reasons": [f"{c.name}: {c.detail}" for c in checks if not c.passed],
+    }

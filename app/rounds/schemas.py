@@ -1,0 +1,167 @@
+"""Round configuration (validated by the API, read by the workers) and the API's round shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.quality.grpo import GRPORoundConfig
+from app.quality.voting import VoteConfig
+
+
+class RoundConfigIn(BaseModel):
+    """An evolution round. Defaults are the paper's (K=32 votes, G=32 samples, lr 3e-7, β 0.05,
+    temperature 1.0); shrink them explicitly for small machines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: int = Field(20_000, ge=2, le=1_000_000, description="Random image pairs to vote on.")
+    votes: int = Field(32, ge=1, le=256, description="Compare queries per pair (K).")
+    vote_mode: Literal["sampled", "logits"] = Field(
+        "sampled",
+        description="sampled: K votes with random order swaps (paper); logits: the exact "
+        "answer-token probability of both orders (the K→∞ limit, one prefill per order).",
+    )
+    label: Literal["hard", "soft"] = Field(
+        "hard", description="p*: hard majority (paper: 1, 0.5 on ties, 0) or soft vote share."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0.5, le=1.0, description="Drop pairs whose majority share is below this."
+    )
+    samples: int = Field(32, ge=2, le=256, description="Scoring samples per image in GRPO (G).")
+    max_steps: int | None = Field(
+        None, ge=1, description="GRPO steps; empty: one pass over the training pairs."
+    )
+    pairs_per_step: int = Field(4, ge=1, le=512, description="Pairs per GRPO step.")
+    learning_rate: float = Field(3e-7, gt=0, le=1e-2, description="AdamW learning rate.")
+    beta: float = Field(0.05, ge=0, le=10, description="KL penalty to the round's start model.")
+    temperature: float = Field(1.0, gt=0, le=5, description="Sampling temperature (votes, GRPO).")
+    holdout_fraction: float = Field(
+        0.1, ge=0.01, le=0.5, description="Share of pairs kept out of training to gate it."
+    )
+    chunk_size: int = Field(64, ge=1, le=4096, description="Pairs per voting task.")
+    max_completion_length: int | None = Field(
+        None, ge=1, le=4096, description="Longest sampled answer; empty: by prompt style."
+    )
+    format_reward_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of a 0/1 answer-format reward (0: the paper's reward only).",
+    )
+    seed: int = Field(0, ge=0, description="Seeds pair sampling, votes and training.")
+    policy: Literal["auto", "manual"] = Field(
+        "auto", description="auto: promote when the gate passes; manual: wait for an admin."
+    )
+    accuracy_margin: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Gate: candidate holdout pairwise accuracy may trail the parent's by this.",
+    )
+    srcc_margin: float = Field(
+        0.02, ge=0, le=2, description="Gate: probe-set SRCC may fall below the parent's by this."
+    )
+    min_parse_rate: float = Field(
+        0.5, ge=0, le=1, description="Gate: share of sampled scores that must parse."
+    )
+    min_score_std: float = Field(
+        0.05, ge=0, description="Gate: spread of scores across images (collapse guard)."
+    )
+    eval_images: int = Field(
+        64, ge=2, le=10_000, description="Images scored to measure parse rate and spread."
+    )
+    eval_samples: int = Field(4, ge=1, le=64, description="Sampled scores per eval image.")
+
+    def vote_config(self) -> VoteConfig:
+        """The library's offline-stage config."""
+        return VoteConfig(
+            k=self.votes,
+            mode=self.vote_mode,
+            label=self.label,
+            min_confidence=self.min_confidence,
+            chunk_size=self.chunk_size,
+            temperature=self.temperature,
+        )
+
+    def grpo_config(self) -> GRPORoundConfig:
+        """The library's online-stage config."""
+        return GRPORoundConfig(
+            num_generations=self.samples,
+            learning_rate=self.learning_rate,
+            beta=self.beta,
+            temperature=self.temperature,
+            pairs_per_step=self.pairs_per_step,
+            max_steps=self.max_steps,
+            max_completion_length=self.max_completion_length,
+            format_reward_weight=self.format_reward_weight,
+            seed=self.seed,
+        )
+
+
+class StartRoundIn(BaseModel):
+    """Body of POST /v1/admin/rounds."""
+
+    config: RoundConfigIn = Field(default_factory=RoundConfigIn)
+
+
+class RoundOut(BaseModel):
+    """A round: status, progress, config, gate decision and error."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: str = Field(
+        description="pending, voting, training, evaluating, awaiting_approval (manual policy), "
+        "promoted, rejected, failed or cancelled."
+    )
+    config: dict[str, Any]
+    parent_version_id: int | None
+    candidate_version_id: int | None
+    progress: dict[str, Any]
+    gate: dict[str, Any]
+    error: str | None
+    trigger: str
+    actor: str
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+class RoundList(BaseModel):
+    """Rounds, newest first."""
+
+    items: list[RoundOut]
+
+
+class ScheduleIn(BaseModel):
+    """Continuous mode: start a round when this many new images arrived and none is running."""
+
+    enabled: bool
+    min_new_images: int = Field(500, ge=1)
+    config: RoundConfigIn = Field(default_factory=RoundConfigIn)
+
+
+class ScheduleOut(BaseModel):
+    """The continuous-mode schedule."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    enabled: bool
+    min_new_images: int
+    config: dict[str, Any]
+    updated_by: str
+    updated_at: datetime
+
+
+class ProbeSetOut(BaseModel):
+    """A registered labelled probe set (used only to gate and report, never to train)."""
+
+    id: int
+    name: str
+    images: int
+    skipped: list[dict[str, str]] = Field(default_factory=list)

@@ -1,0 +1,108 @@
+"""Start and stop the serving machinery inside the API's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from fastapi import FastAPI
+
+from app.db import session_scope
+from app.quality.model import QualityModel, load_model
+from app.registry import service as registry
+from app.registry.bootstrap import ensure_base_registered, models_dir
+from app.scoring.serving import ModelSlot, Scorer
+from app.settings import Settings
+
+log = logging.getLogger("evoq.serving")
+
+RETRY_FAILED_LOAD_S = 30.0
+
+
+def model_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityModel]
+    """A function that loads a checkpoint with the configured device, dtype and pixel cap."""
+
+    def load(checkpoint_path: str) -> QualityModel:
+        return load_model(
+            checkpoint_path,
+            device=settings.device,
+            dtype=settings.dtype,
+            max_pixels=settings.max_pixels,
+            cache_dir=models_dir(settings),
+            batch_size=settings.batch_max_size,
+        )
+
+    return load
+
+
+def _active_version() -> tuple[int, str] | None:
+    with session_scope() as db:
+        active = registry.get_active(db=db)
+        return (active.id, active.checkpoint_path) if active else None
+
+
+async def watch_activations(slot: ModelSlot, settings: Settings) -> None:
+    """Poll the registry; when the active version changes, load it in the background and swap."""
+    failed_at: dict[int, float] = {}
+    while True:
+        try:
+            active = await asyncio.to_thread(_active_version)
+            current = slot.current
+            if active and (current is None or current.version_id != active[0]):
+                version_id, path = active
+                if time.monotonic() - failed_at.get(version_id, -1e9) > RETRY_FAILED_LOAD_S:
+                    ok = await asyncio.to_thread(slot.swap_to, version_id, path)
+                    if not ok:
+                        failed_at[version_id] = time.monotonic()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the watcher
+            log.exception("activation watcher iteration failed")
+        await asyncio.sleep(settings.activation_poll_seconds)
+
+
+async def _bootstrap_then_watch(slot: ModelSlot, settings: Settings) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(ensure_base_registered, settings)
+            break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in /readyz, retried
+            slot.last_error = {"version": None, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            log.exception("registering the base model failed; retrying")
+            await asyncio.sleep(5)
+    await watch_activations(slot, settings)
+
+
+async def start_serving(app: FastAPI, settings: Settings, *, load_model: bool = True) -> None:
+    """Create the model slot and the scorer; start bootstrap + activation watcher in background."""
+    slot = ModelSlot(model_loader(settings))
+    scorer = Scorer(
+        slot,
+        max_batch=settings.batch_max_size,
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_queue=settings.queue_max,
+    )
+    await scorer.batcher.start()
+    app.state.model_slot = slot if load_model else None
+    app.state.scorer = scorer
+    app.state.watcher = (
+        asyncio.create_task(_bootstrap_then_watch(slot, settings), name="activation-watcher")
+        if load_model
+        else None
+    )
+
+
+async def stop_serving(app: FastAPI) -> None:
+    """Stop watching, finish queued requests, release the model."""
+    watcher = getattr(app.state, "watcher", None)
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    scorer = getattr(app.state, "scorer", None)
+    if scorer is not None:
+        await scorer.batcher.stop()

@@ -1,0 +1,74 @@
+"""Pydantic shapes of the score and compare endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Level = Literal["bad", "poor", "fair", "good", "excellent"]
+
+
+class ScoreParams(BaseModel):
+    """Form fields of POST /v1/score."""
+
+    mode: Literal["fast", "sampled"] = Field(
+        "fast",
+        description="fast: one forward pass, expected rating over the rating tokens "
+        "(deterministic). sampled: the paper's score prompt, `samples` sampled answers.",
+    )
+    samples: int = Field(8, ge=1, le=64, description="Sampled answers per image (sampled mode).")
+    explain: bool = Field(False, description="Return the sampled answer texts (sampled mode).")
+    store: bool = Field(False, description="Also add the images to the corpus (opt-in).")
+    train_opt_out: bool = Field(
+        False, description="With store=true: keep the images out of training rounds."
+    )
+
+
+class ScoreResult(BaseModel):
+    """The score of one image."""
+
+    filename: str
+    sha256: str = Field(description="sha256 of the uploaded bytes.")
+    score: float | None = Field(
+        description="Quality 1 (very poor) to 5 (excellent); null when no sampled answer parsed."
+    )
+    std: float = Field(description="Spread: of the rating distribution (fast) or the samples.")
+    level: Level | None = Field(description="The score's band: <1.8 bad … ≥4.2 excellent.")
+    valid: int = Field(description="Answers that parsed (1 in fast mode).")
+    n: int = Field(description="Answers asked for (1 in fast mode).")
+    model_version: int = Field(description="Registry version that produced this score.")
+    stored: bool | None = Field(None, description="With store=true: whether it was newly stored.")
+    explanations: list[str] | None = Field(None, description="Sampled answer texts (explain=true).")
+
+
+class ScoreResponse(BaseModel):
+    """One result per uploaded image, in upload order."""
+
+    results: list[ScoreResult]
+    elapsed_ms: float
+
+
+class CompareParams(BaseModel):
+    """Form fields of POST /v1/compare."""
+
+    mode: Literal["logits", "sampled"] = Field(
+        "logits",
+        description="logits: exact probability from the answer tokens of both orders. "
+        "sampled: `votes` sampled answers with random order swaps (the paper's vote).",
+    )
+    votes: int = Field(32, ge=1, le=256, description="Votes (sampled mode).")
+
+
+class CompareResponse(BaseModel):
+    """Which of two images has better quality."""
+
+    p_first_better: float = Field(description="Probability that the first image is better.")
+    mode: Literal["logits", "sampled"]
+    votes_first: int | None = Field(None, description="Votes for the first image (sampled).")
+    votes_second: int | None = Field(None, description="Votes for the second image (sampled).")
+    invalid_votes: int | None = Field(None, description="Answers that did not parse (sampled).")
+    first_sha256: str
+    second_sha256: str
+    model_version: int
+    elapsed_ms: float

@@ -1,0 +1,278 @@
+"""The evolution pipeline end to end: real Postgres, Redis, a Celery worker process and a uvicorn
+server process with the tiny model. Tests run in file order and share one stack."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.badinputs import image_bytes
+from tests.support.services import (
+    REDIS_URL,
+    base_env,
+    evoq_argv,
+    free_port,
+    fresh_postgres_database,
+    start_process,
+    stop,
+    tail,
+    wait_http,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "pipeline-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Small enough for a CPU; the gate is loosened because a random tiny model neither parses
+# sampled scores nor ranks well: this test is about the pipeline, not about learning.
+SMALL_ROUND = {
+    "pairs": 16,
+    "votes": 4,
+    "vote_mode": "logits",
+    "samples": 4,
+    "max_steps": 2,
+    "pairs_per_step": 2,
+    "learning_rate": 1e-3,
+    "format_reward_weight": 1.0,
+    "eval_images": 4,
+    "eval_samples": 2,
+    "chunk_size": 4,
+    "accuracy_margin": 1.0,
+    "min_parse_rate": 0.0,
+    "min_score_std": 0.0,
+    "policy": "auto",
+}
+LONG_TRAINING = {**SMALL_ROUND, "max_steps": 5000, "seed": 1}
+
+
+@dataclass
+class Stack:
+    url: str
+    env: dict[str, str]
+    data_dir: Path
+    logs: Path
+    server: object
+    worker: object
+    extra: dict = field(default_factory=dict)
+
+    def start_worker(self) -> None:
+        self.worker = start_process(
+            evoq_argv("worker", "--queues", "default,gpu", "--pool", "solo", "--beat"),
+            self.env,
+            self.logs / "worker.log",
+        )
+
+
+def _files(n: int, offset: int = 0) -> list:
+    return [
+        ("files", (f"img{i}.png", image_bytes("PNG", (40, 40), seed=1000 + i), "image/png"))
+        for i in range(offset, offset + n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("pipeline")
+    redis_db = f"{REDIS_URL}/10"
+    redis.Redis.from_url(redis_db).flushdb()
+    with fresh_postgres_database() as db_url:
+        port = free_port()
+        env = base_env(
+            EVOQ_DATABASE_URL=db_url,
+            EVOQ_BROKER_URL=redis_db,
+            EVOQ_DATA_DIR=str(root / "data"),
+            EVOQ_PORT=str(port),
+            EVOQ_ADMIN_TOKEN=TOKEN,
+            EVOQ_EMBEDDED_WORKER="false",
+            EVOQ_ROUND_HEARTBEAT_SECONDS="1",
+            EVOQ_ROUND_STALE_SECONDS="8",
+            EVOQ_HOUSEKEEPING_SECONDS="2",
+            EVOQ_ACTIVATION_POLL_SECONDS="0.5",
+        )
+        server = start_process(evoq_argv("serve"), env, root / "server.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", timeout=240, proc=server)
+        s = Stack(url, env, root / "data", root, server, None)
+        s.start_worker()
+        try:
+            yield s
+        finally:
+            stop(s.worker)
+            stop(server)
+            print("--- server log ---\n" + tail(root / "server.log", 40))
+            print("--- worker log ---\n" + tail(root / "worker.log", 80))
+
+
+def _round(stack: Stack, round_id: int) -> dict:
+    response = httpx.get(f"{stack.url}/v1/admin/rounds/{round_id}", headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_round(stack: Stack, round_id: int, until, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = _round(stack, round_id)
+        if until(body):
+            return body
+        time.sleep(0.5)
+    pytest.fail(f"round {round_id} stuck: {body}\n{tail(stack.logs / 'worker.log', 60)}")
+
+
+def _score_version(stack: Stack) -> int:
+    files = [("files", ("x.png", image_bytes("PNG", (32, 32), seed=5), "image/png"))]
+    response = httpx.post(f"{stack.url}/v1/score", files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()["results"][0]["model_version"]
+
+
+def _wait_serving(stack: Stack, version: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{stack.url}/readyz").json().get("model", {}).get("version") == version:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"server never swapped to version {version}: {tail(stack.logs / 'server.log')}")
+
+
+def test_admin_endpoints_reject_missing_and_wrong_tokens(stack) -> None:
+    body = {"config": SMALL_ROUND}
+    missing = httpx.post(f"{stack.url}/v1/admin/rounds", json=body)
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    wrong = httpx.post(
+        f"{stack.url}/v1/admin/rounds", json=body, headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden"
+    assert httpx.post(f"{stack.url}/v1/admin/rollback").status_code == 401
+    assert httpx.get(f"{stack.url}/v1/admin/rounds", headers=AUTH).status_code == 200
+
+
+def test_round_config_is_validated(stack) -> None:
+    bad = httpx.post(f"{stack.url}/v1/admin/rounds", json={"config": {"votes": 0}}, headers=AUTH)
+    assert bad.status_code == 422 and "votes" in bad.json()["detail"]
+    unknown = httpx.post(f"{stack.url}/v1/admin/rounds", json={"config": {"vots": 3}}, headers=AUTH)
+    assert unknown.status_code == 422
+
+
+def test_a_round_promotes_a_new_version_and_the_api_swaps_without_failures(stack) -> None:
+    upload = httpx.post(f"{stack.url}/v1/corpus/images", files=_files(12), timeout=60)
+    assert upload.json()["stored"] == 12
+    base = httpx.get(f"{stack.url}/v1/models").json()["active_version"]
+    assert _score_version(stack) == base
+
+    started = httpx.post(f"{stack.url}/v1/admin/rounds", json={"config": SMALL_ROUND}, headers=AUTH)
+    assert started.status_code == 201, started.text
+    round_id = started.json()["id"]
+    assert started.json()["status"] == "pending"
+    second = httpx.post(f"{stack.url}/v1/admin/rounds", json={"config": SMALL_ROUND}, headers=AUTH)
+    assert second.status_code == 409 and second.json()["error"] == "round_running"
+
+    # Score continuously while the round finishes and the API swaps models.
+    outcomes: list[tuple[int, int | None]] = []
+    stop_load = threading.Event()
+
+    def load() -> None:
+        files = [("files", ("y.png", image_bytes("PNG", (30, 30), seed=9), "image/png"))]
+        with httpx.Client(timeout=60) as client:
+            while not stop_load.is_set():
+                r = client.post(f"{stack.url}/v1/score", files=files)
+                version = r.json()["results"][0]["model_version"] if r.status_code == 200 else None
+                outcomes.append((r.status_code, version))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        done = _wait_round(
+            stack,
+            round_id,
+            lambda b: b["status"] not in ("pending", "voting", "training", "evaluating"),
+        )
+        assert done["status"] == "promoted", done
+        assert done["progress"]["pairs_voted"] == done["progress"]["pairs_total"] == 16
+        assert done["progress"]["train_step"] == 2
+        assert done["gate"]["passed"] is True and done["gate"]["checks"]
+        candidate = done["candidate_version_id"]
+        _wait_serving(stack, candidate)
+        time.sleep(1.0)
+    finally:
+        stop_load.set()
+        loader.join()
+    assert outcomes and all(code == 200 for code, _ in outcomes), outcomes
+    assert {v for _, v in outcomes} <= {base, candidate}
+    assert outcomes[-1][1] == candidate
+
+    models = httpx.get(f"{stack.url}/v1/models").json()
+    assert models["active_version"] == candidate
+    new = next(v for v in models["versions"] if v["id"] == candidate)
+    assert new["parent_id"] == base and new["round_id"] == round_id
+    assert new["lineage"] == [candidate, base]
+    assert new["metrics"]["train"]["steps"] == 2
+    assert new["digest"].startswith("sha256:")
+    assert _score_version(stack) == candidate
+
+    rolled = httpx.post(f"{stack.url}/v1/admin/rollback", json={"reason": "test"}, headers=AUTH)
+    assert rolled.status_code == 200 and rolled.json()["version_id"] == base
+    _wait_serving(stack, base)
+    assert _score_version(stack) == base
+    history = httpx.get(f"{stack.url}/v1/models").json()["activations"]
+    assert [a["version_id"] for a in history[:3]] == [base, candidate, base]
+    assert history[0]["actor"] == "admin" and history[1]["actor"] == f"round-{round_id}"
+
+
+def test_cancel_stops_training_and_cleans_up(stack) -> None:
+    started = httpx.post(
+        f"{stack.url}/v1/admin/rounds", json={"config": LONG_TRAINING}, headers=AUTH
+    ).json()
+    round_id = started["id"]
+    _wait_round(stack, round_id, lambda b: b["progress"].get("train_step", 0) >= 1)
+    cancelled = httpx.post(f"{stack.url}/v1/admin/rounds/{round_id}/cancel", headers=AUTH)
+    assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
+    done = _wait_round(stack, round_id, lambda b: b["status"] == "cancelled", timeout=120)
+    assert done["candidate_version_id"] is None
+    assert not (stack.data_dir / "models" / "rounds" / f"round-{round_id}").exists()
+    again = httpx.post(f"{stack.url}/v1/admin/rounds/{round_id}/cancel", headers=AUTH)
+    assert again.status_code == 409
+
+
+def test_a_killed_worker_fails_the_round_and_keeps_the_serving_model(stack) -> None:
+    before = httpx.get(f"{stack.url}/v1/models").json()
+    started = httpx.post(
+        f"{stack.url}/v1/admin/rounds", json={"config": {**LONG_TRAINING, "seed": 2}}, headers=AUTH
+    ).json()
+    round_id = started["id"]
+    _wait_round(stack, round_id, lambda b: b["progress"].get("train_step", 0) >= 1)
+    stop(stack.worker, signal.SIGKILL)
+    stack.start_worker()  # its housekeeping notices the dead worker's stale heartbeat
+    failed = _wait_round(stack, round_id, lambda b: b["status"] == "failed", timeout=120)
+    assert "worker lost" in failed["error"]
+    after = httpx.get(f"{stack.url}/v1/models").json()
+    assert after["active_version"] == before["active_version"]
+    assert len(after["versions"]) == len(before["versions"])  # nothing half-written registered
+    assert not (stack.data_dir / "models" / "rounds" / f"round-{round_id}").exists()
+    assert _score_version(stack) == before["active_version"]
+
+
+def test_continuous_mode_starts_a_round_when_enough_images_arrived(stack) -> None:
+    schedule = {"enabled": True, "min_new_images": 3, "config": SMALL_ROUND}
+    response = httpx.put(f"{stack.url}/v1/admin/schedule", json=schedule, headers=AUTH)
+    assert response.status_code == 200 and response.json()["enabled"] is True
+    httpx.post(f"{stack.url}/v1/corpus/images", files=_files(3, offset=100), timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rounds = httpx.get(f"{stack.url}/v1/admin/rounds", headers=AUTH).json()["items"]
+        if rounds and rounds[0]["trigger"] == "continuous":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("continuous mode did not start a round")
+    httpx.put(f"{stack.url}/v1/admin/schedule", json={**schedule, "enabled": False}, headers=AUTH)
+    done = _wait_round(stack, rounds[0]["id"], lambda b: b["finished_at"] is not None)
+    assert done["status"] in ("promoted", "rejected"), done
