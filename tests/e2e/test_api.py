@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def test_score_answers_per_image_in_upload_order(api_server) -> None:
     assert body["elapsed_ms"] > 0
     assert [r["filename"] for r in body["results"]] == ["img0.png", "img1.png", "img2.png"]
     models = httpx.get(f"{api_server.url}/v1/models").json()
-    for (name, data), result in zip(images, body["results"], strict=True):
+    for (_name, data), result in zip(images, body["results"], strict=True):
         assert result["sha256"] == hashlib.sha256(data).hexdigest()
         assert 1.0 <= result["score"] <= 5.0
         assert result["level"] in {"bad", "poor", "fair", "good", "excellent"}
@@ -141,3 +142,40 @@ def test_openapi_documents_the_upload_fields(api_server) -> None:
     props = score["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"files", "mode", "samples", "explain", "store"} <= set(props)
     assert {"413", "415", "422", "503"} <= set(score["responses"])
+
+
+def test_a_failed_load_keeps_the_old_model_serving(api_server) -> None:
+    from sqlalchemy.orm import Session
+
+    from app.db import make_engine
+    from app.registry import service as registry
+    from tests.e2e.conftest import ADMIN_TOKEN
+
+    broken = api_server.data_dir / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("{not json")
+    engine = make_engine(f"sqlite:///{api_server.data_dir / 'evoq.sqlite3'}")
+    with Session(engine) as db:
+        old = registry.get_active(db=db).id
+        bad = registry.create(
+            db=db, base_model="broken", checkpoint_path=str(broken), digest="sha256:0"
+        ).id
+        db.commit()
+    engine.dispose()
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    activated = httpx.post(f"{api_server.url}/v1/admin/models/{bad}/activate", headers=headers)
+    assert activated.status_code == 200, activated.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready = httpx.get(f"{api_server.url}/readyz")
+        error = ready.json().get("model", {}).get("last_error")
+        if error:
+            break
+        time.sleep(0.2)
+    assert error and error["version"] == bad
+    assert ready.status_code == 200 and ready.json()["model"]["version"] == old
+    scored = httpx.post(f"{api_server.url}/v1/score", files=_files(("z.png", image_bytes())))
+    assert scored.json()["results"][0]["model_version"] == old
+    assert "model load failed" in api_server.log.read_text()
+    # put the working version back for the tests that follow
+    httpx.post(f"{api_server.url}/v1/admin/models/{old}/activate", headers=headers)
