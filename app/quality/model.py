@@ -14,6 +14,7 @@ from transformers import AutoModelForImageTextToText
 
 from app.quality import prompts
 from app.quality.builtins import resolve_model_source
+from app.quality.encoding import PromptEncoder
 from app.quality.images import ImageSource, prepare_image
 from app.quality.parsing import parse_choice, parse_score
 from app.quality.processor import load_processor
@@ -99,6 +100,7 @@ class QualityModel:
         eos = [tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
         self.eos_ids = eos or [tok.eos_token_id]
         self._templates: dict[tuple[str, bool], str] = {}
+        self._encoder = PromptEncoder(processor)
 
     # ---- inputs ----------------------------------------------------------------------------
 
@@ -113,15 +115,8 @@ class QualityModel:
 
     def encode(self, task: str, reasoning: bool, rows: Sequence[Sequence[ImageSource]]) -> dict:
         """Left-padded model inputs: one prompt per row, each with that row's images."""
-        text = self._template(task, reasoning)
-        images = [prepare_image(img, self.max_pixels) for row in rows for img in row]
-        batch = self.processor(
-            text=[text] * len(rows),
-            images=images,
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        )
+        prepared = [[prepare_image(img, self.max_pixels) for img in row] for row in rows]
+        batch = self._encoder(self._template(task, reasoning), prepared)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.quality.builtins import resolve_model_source
@@ -38,24 +41,39 @@ def ensure_base_registered(settings: Settings) -> int:
                 return active.id
         source = resolve_base_model(settings)
         folder = Path(source)
-        digest = weights_digest(folder) if folder.is_dir() else f"hub:{source}"
         with session_scope() as db:
-            version = service.ensure_base_version(
-                db=db,
-                base_model=settings.base_model,
-                checkpoint_path=str(folder.resolve()) if folder.is_dir() else source,
-                digest=digest,
-                metrics=_lineage_metrics(folder),
-            )
-            log.info("base model registered", extra={"version": version.id, "source": source})
-            return version.id
+            if folder.is_dir() and (folder / "lineage.json").is_file():
+                version_id = _register_lineage(db, settings.base_model, folder.resolve())
+            else:
+                version_id = service.ensure_base_version(
+                    db=db,
+                    base_model=settings.base_model,
+                    checkpoint_path=str(folder.resolve()) if folder.is_dir() else source,
+                    digest=weights_digest(folder) if folder.is_dir() else f"hub:{source}",
+                ).id
+            log.info("base model registered", extra={"version": version_id, "source": source})
+            return version_id
 
 
-def _lineage_metrics(folder: Path) -> dict:
-    """Metrics shipped with a built-in model (e.g. the evolved demo's rounds), if any."""
-    import json
-
-    lineage = folder / "lineage.json"
-    if folder.is_dir() and lineage.is_file():
-        return {"lineage": json.loads(lineage.read_text())}
-    return {}
+def _register_lineage(db: Session, base_model: str, folder: Path) -> int:
+    """A built-in model that evolved offline (builtin:demo-evolved) ships its checkpoints and
+    lineage.json: register base → round 1 → … as a chain and activate the last."""
+    lineage = json.loads((folder / "lineage.json").read_text())
+    rows = lineage.get("table", [])
+    parent_id: int | None = None
+    for index, relative in enumerate(lineage["checkpoints"]):
+        path = (folder / relative).resolve()
+        version = service.create(
+            db=db,
+            base_model=base_model,
+            checkpoint_path=str(path),
+            digest=weights_digest(path),
+            parent_id=parent_id,
+            metrics={"offline_round": index, **(rows[index] if index < len(rows) else {})},
+            status="retired",
+            note=f"{lineage.get('base', base_model)} after {index} offline evolution round(s)",
+        )
+        parent_id = version.id
+    assert parent_id is not None, "lineage.json lists no checkpoints"
+    service.activate(db=db, version_id=parent_id, actor="system", reason="initial base model")
+    return parent_id

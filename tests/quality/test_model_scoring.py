@@ -125,3 +125,20 @@ def test_vision_tokens_are_never_sampled(tiny):
     vision = set(tiny.suppress_ids)
     assert any(t in vision for row in free for seq in row for t in seq)  # they would occur
     assert not any(t in vision for row in guarded for seq in row for t in seq)
+
+
+@pytest.mark.parametrize("task", ["score", "compare"])
+def test_fast_encoding_equals_the_processor(tiny, task):
+    per_row = 1 if task == "score" else 2
+    images = _images(8, MIXED + MIXED[:1])[: 3 * per_row]
+    rows = [images[i : i + per_row] for i in range(0, len(images), per_row)]
+    text = tiny._template(task, False)
+    assert tiny._encoder.fast
+    ours = tiny._encoder(text, rows)
+    stock = tiny.processor(
+        text=[text] * len(rows), images=images, padding=True, padding_side="left",
+        return_tensors="pt",
+    )  # fmt: skip
+    assert set(ours) == set(stock.keys())
+    for key, value in stock.items():
+        assert torch.equal(ours[key], value), key
