@@ -24,7 +24,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
 from app.quality import prompts
 from app.quality.checkpoint import write_atomically
-from app.quality.model import MAX_NEW_TOKENS, _reasoning_default
+from app.quality.model import MAX_NEW_TOKENS, reasoning_default
 from app.quality.processor import load_processor
 from app.quality.reward import GAMMA, FidelityReward, format_reward
 from app.quality.voting import VoteResult
@@ -131,7 +131,7 @@ def _pair_schedule(pairs: Sequence[VoteResult], config: GRPORoundConfig) -> list
 
 def resolve_prompting(config: GRPORoundConfig, model_dir: str | Path) -> GRPORoundConfig:
     """The config with reasoning and completion length filled in from the model's defaults."""
-    reasoning = _reasoning_default(str(model_dir)) if config.reasoning is None else config.reasoning
+    reasoning = reasoning_default(str(model_dir)) if config.reasoning is None else config.reasoning
     length = config.max_completion_length or MAX_NEW_TOKENS[("score", reasoning)]
     return dataclasses.replace(config, reasoning=reasoning, max_completion_length=length)
 

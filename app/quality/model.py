@@ -296,7 +296,6 @@ def reasoning_default(folder: str) -> bool:
     return True
 
 
-_reasoning_default = reasoning_default  # older name, imported by app.quality.grpo
 
 
 def load_model(
