@@ -29,6 +29,14 @@ def animated_png() -> bytes:
     return buf.getvalue()
 
 
+def camera_mpo() -> bytes:
+    """A JPEG with a second embedded picture (MPO), as some cameras write."""
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
 def corrupt_bytes() -> bytes:
     """A PNG signature and IHDR followed by garbage instead of image data."""
     return image_bytes("PNG")[:33] + bytes(range(256)) * 4

@@ -144,8 +144,8 @@ class MicroBatcher(Generic[T, R]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            ready = self._ready_key(loop.time())
-            if ready is None:
+            picked = self._ready_group(loop.time())
+            if picked is None:
                 oldest = min(group[0].since for group in self._groups.values())
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -153,17 +153,18 @@ class MicroBatcher(Generic[T, R]):
                         self._wakeup.wait(), oldest + self.max_wait_s - loop.time()
                     )
                 continue
-            group = self._groups[ready]
+            key = picked[0]
+            group = self._groups[key]
             batch, rest = group[: self.max_batch], group[self.max_batch :]
             if rest:
-                self._groups[ready] = rest
+                self._groups[key] = rest
             else:
-                del self._groups[ready]
+                del self._groups[key]
             self._waiting -= len(batch)
-            await self._run(ready, batch, loop)
+            await self._run(key, batch, loop)
 
-    def _ready_key(self, now: float) -> Hashable | None:
-        """The key of the group to run now (full, overdue or draining), oldest first; else None."""
+    def _ready_group(self, now: float) -> tuple[Hashable] | None:
+        """(key,) of the group to run now (full, overdue or draining), oldest first; else None."""
         ready = [
             (group[0].since, index, key)
             for index, (key, group) in enumerate(self._groups.items())
@@ -171,7 +172,7 @@ class MicroBatcher(Generic[T, R]):
             or len(group) >= self.max_batch
             or now - group[0].since >= self.max_wait_s
         ]
-        return min(ready)[2] if ready else None
+        return (min(ready)[2],) if ready else None
 
     async def _run(
         self, key: Hashable, batch: list[_Waiting[T, R]], loop: asyncio.AbstractEventLoop
