@@ -7,7 +7,6 @@ import io
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -280,8 +279,3 @@ def _parse_labels(data: bytes) -> dict[str, float]:
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:64]
     return cleaned or "probe"
-
-
-def round_dict(found: Round) -> dict[str, Any]:
-    """A round as plain data (logs, task results)."""
-    return {"id": found.id, "status": found.status, "progress": found.progress}
