@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +13,7 @@ from fastapi.responses import JSONResponse
 from app import health
 from app.corpus.router import router as corpus_router
 from app.errors import EvoqError
-from app.observability import HTTP_LATENCY, HTTP_REQUESTS
+from app.observability import MetricsMiddleware
 from app.registry.router import admin_router as registry_admin_router
 from app.registry.router import router as registry_router
 from app.rounds.router import router as rounds_router
@@ -42,18 +41,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _install_metrics_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):  # noqa: ANN001, ANN202
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        return response
-
-
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
     """The API application. `load_model=False` serves without a model (tests of the web layer)."""
     settings = settings or get_settings()
@@ -78,7 +65,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     )
     app.state.settings = settings
     _install_error_handlers(app)
-    _install_metrics_middleware(app)
+    app.add_middleware(MetricsMiddleware)
     for router in (
         health.router,
         scoring_router,

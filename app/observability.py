@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
     "evoq_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
@@ -21,3 +24,30 @@ ACTIVE_VERSION = Gauge(
     "evoq_active_model_version", "Model version serving in this process.", ["version"]
 )
 MODEL_SWAPS = Counter("evoq_model_swaps_total", "Hot swaps, by outcome.", ["outcome"])
+
+
+class MetricsMiddleware:
+    """Counts and times HTTP requests by route template. A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware spawns a task and wraps every body chunk, a cost on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+            HTTP_REQUESTS.labels(scope["method"], route, str(status["code"])).inc()

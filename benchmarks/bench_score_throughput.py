@@ -3,13 +3,17 @@
 Starts a real `evoq serve` twice (same tiny model, same data directory), once with
 EVOQ_BATCH_MAX_SIZE=1 and once with batching on, drives both with the same concurrent
 clients, and prints throughput, p50/p99 latency and the throughput ratio measured in this run.
+It also times the model alone in this process (batch 1 vs the batch size, same images): that
+ratio is the ceiling for the server's, since everything else a request costs does not batch.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_score_throughput.py [--clients 16] [--requests 480]
+        [--mode fast|sampled] [--samples 4] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -23,8 +27,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.corpus.limits import UploadLimits  # noqa: E402
+from app.corpus.uploads import UploadedFile  # noqa: E402
+from app.quality.model import load_model  # noqa: E402
+from app.scoring.service import validate_all  # noqa: E402
 from tests.badinputs import image_bytes  # noqa: E402
 from tests.support.services import base_env, evoq_argv, free_port, start_process, stop, wait_http  # noqa: E402
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc): less sensitive than wall-clock
+    throughput to other work on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form: dict) -> dict:
@@ -58,12 +73,14 @@ def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form
         for warm in range(4):  # first requests pay lazy initialisation
             httpx.post(f"{url}/v1/score", files=[("files", ("w.png", payloads[warm], "image/png"))])
         threads = [threading.Thread(target=client) for _ in range(clients)]
+        cpu_before = process_cpu_seconds(server.pid)
         started = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        cpu = process_cpu_seconds(server.pid) - cpu_before
         metrics = httpx.get(f"{url}/metrics").text
     finally:
         stop(server)
@@ -75,7 +92,29 @@ def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form
         "p50": float(np.percentile(ms, 50)),
         "p99": float(np.percentile(ms, 99)),
         "mean_batch": total / count,
+        "cpu_ms": cpu * 1000 / len(latencies),
     }
+
+
+def model_ceiling(models: Path, batch: int, size: int, mode: str, samples: int) -> dict:
+    """ms per image of the model alone at batch size 1 and `batch`, on the benchmark's images."""
+    model = load_model("builtin:tiny", device="cpu", cache_dir=models, batch_size=batch)
+    uploads = [
+        UploadedFile("i.png", image_bytes("PNG", (size, size), seed=i)) for i in range(batch)
+    ]
+    images = [v.pixels for v in validate_all(uploads, UploadLimits(), max_pixels=model.max_pixels)]
+    model.score(images[:2], mode=mode, n=samples)  # lazy initialisation
+
+    def seconds(bs: int) -> float:
+        start = time.perf_counter()
+        for i in range(0, batch, bs):
+            model.score(images[i : i + bs], mode=mode, n=samples)
+        return time.perf_counter() - start
+
+    rounds = 4  # alternated, so a load change on a shared machine hits both alike
+    totals = np.sum([(seconds(1), seconds(batch)) for _ in range(rounds)], axis=0)
+    single, batched = totals * 1000 / (rounds * batch)
+    return {"bs1": single, "batched": batched, "ratio": single / batched}
 
 
 def main() -> None:
@@ -86,18 +125,35 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="Image side in pixels.")
     parser.add_argument("--mode", choices=["fast", "sampled"], default="fast")
     parser.add_argument("--samples", type=int, default=4, help="Samples per image (sampled).")
+    parser.add_argument("--repeats", type=int, default=1, help="Pairs of runs, in ABBA order.")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="evoq-bench-tp-")) / "data"
     form = {"mode": args.mode, "samples": str(args.samples)}
-    single = run(data_dir, 1, args.clients, args.requests, args.size, form)
-    batched = run(data_dir, args.batch, args.clients, args.requests, args.size, form)
     print(f"mode {args.mode}, {args.clients} clients, {args.requests} requests, {args.size} px")
-    for name, r in (("batch size 1", single), (f"batching (max {args.batch})", batched)):
+    ratios = []
+    for repeat in range(args.repeats):
+        # ABBA order: a drift in background load does not favour one configuration
+        order = [1, args.batch] if repeat % 2 == 0 else [args.batch, 1]
+        runs = {b: run(data_dir, b, args.clients, args.requests, args.size, form) for b in order}
+        single, batched = runs[1], runs[args.batch]
+        for name, r in (("batch size 1", single), (f"batching (max {args.batch})", batched)):
+            print(
+                f"{name:22s} {r['throughput']:7.1f} req/s  p50 {r['p50']:7.1f} ms  "
+                f"p99 {r['p99']:7.1f} ms  mean batch {r['mean_batch']:.1f}  "
+                f"server CPU {r['cpu_ms']:.2f} ms/req"
+            )
+        ratios.append(batched["throughput"] / single["throughput"])
         print(
-            f"{name:22s} {r['throughput']:7.1f} req/s  p50 {r['p50']:7.1f} ms  "
-            f"p99 {r['p99']:7.1f} ms  mean batch {r['mean_batch']:.1f}"
+            f"throughput ratio (batching / batch size 1): {ratios[-1]:.2f}x; "
+            f"server CPU per request ratio: {single['cpu_ms'] / batched['cpu_ms']:.2f}x"
         )
-    print(f"throughput ratio (batching / batch size 1): {batched['throughput'] / single['throughput']:.2f}x")
+    if args.repeats > 1:
+        print(f"median ratio over {args.repeats} repeats: {float(np.median(ratios)):.2f}x")
+    ceiling = model_ceiling(data_dir / "models", args.batch, args.size, args.mode, args.samples)
+    print(
+        f"model alone: {ceiling['bs1']:.1f} ms/img at batch 1, {ceiling['batched']:.1f} ms/img at "
+        f"batch {args.batch}: ceiling ratio {ceiling['ratio']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

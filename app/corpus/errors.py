@@ -44,6 +44,11 @@ _STATUS: dict[Reason, int] = {
 }
 
 
+def status_for(code: str) -> int:
+    """The HTTP status of a rejection code."""
+    return _STATUS.get(Reason(code), 422)
+
+
 class UploadRejected(EvoqError):
     """One file (or archive member) refused, naming the file and the problem."""
 

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from app.corpus import service
+from app.corpus.errors import status_for
 from app.corpus.limits import UploadLimits
 from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, UploadResponse
 from app.corpus.store import ImageStore
@@ -18,7 +19,10 @@ router = APIRouter(prefix="/v1/corpus", tags=["corpus"])
 ERRORS = {
     413: {"description": "Request too large or too many files (`error`, `detail`, `filename`)."},
     415: {"description": "Not multipart/form-data."},
-    422: {"description": "Every file was rejected; `results` says why for each."},
+    422: {
+        "description": "Every file was rejected (`results` says why for each); a single "
+        "rejected file answers with its own status (413, 415 or 422) and `filename`."
+    },
 }
 
 
@@ -57,13 +61,18 @@ async def upload_images(
         rejected=counts["rejected"],
     ).model_dump(mode="json")
     if counts["rejected"] == len(results):
+        # Nothing was stored: answer as a 4xx. One file keeps its own status (413/415/422).
         first = results[0]
-        detail = (
-            f"{first.filename}: {first.detail}"
-            if len(results) == 1
-            else f"all {len(results)} files were rejected; see results"
-        )
-        return JSONResponse({"error": first.reason, "detail": detail, **body}, status_code=422)
+        if len(results) == 1:
+            error = {"error": first.reason, "detail": first.detail, "filename": first.filename}
+            status = status_for(first.reason)
+        else:
+            error = {
+                "error": "all_rejected",
+                "detail": f"all {len(results)} files were rejected; see results",
+            }
+            status = 422
+        return JSONResponse({**error, **body}, status_code=status)
     return JSONResponse(body)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
@@ -39,6 +40,19 @@ def expand(files: list[UploadedFile], limits: UploadLimits) -> Iterator[Candidat
             yield Candidate(upload.name, upload.data)
 
 
+def check_count(files: list[UploadedFile], limits: UploadLimits) -> None:
+    """Refuse an upload expanding to more than max_files_per_request images, naming the first
+    one over; a dry run of expand() that keeps no member, stopping at that one."""
+    over = next(islice(expand(files, limits), limits.max_files_per_request, None), None)
+    if over is not None:
+        raise UploadRejected(
+            Reason.TOO_MANY_FILES,
+            f"more than {limits.max_files_per_request} images in one request "
+            "(archive members count one each); nothing was stored",
+            over.label,
+        )
+
+
 def ingest(
     *,
     db: Session,
@@ -48,17 +62,15 @@ def ingest(
     source: str = "upload",
     train_opt_out: bool = False,
 ) -> list[FileResult]:
-    """Validate and store every image; one result per file or archive member, in order."""
+    """Validate and store every image; one result per file or archive member, in order.
+
+    An upload holding more than max_files_per_request images is refused (413) before anything
+    is stored.
+    """
+    check_count(files, limits)
     results: list[FileResult] = []
     seen_here: dict[str, str] = {}
-    for count, candidate in enumerate(expand(files, limits), start=1):
-        if count > limits.max_files_per_request:
-            raise UploadRejected(
-                Reason.TOO_MANY_FILES,
-                f"more than {limits.max_files_per_request} images in one request "
-                "(archive members count one each)",
-                candidate.label,
-            )
+    for candidate in expand(files, limits):
         if candidate.rejection is not None:
             results.append(_rejected(candidate.label, candidate.rejection))
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from app.corpus.errors import Reason, UploadRejected
@@ -89,14 +90,16 @@ async def read_multipart(
     await read_body_within_limit(request, limits.max_request_bytes)
     try:
         form = await request.form(max_files=limits.max_files_per_request, max_fields=64)
-    except MultiPartException as exc:
-        if "Too many files" in str(exc):
+    except (MultiPartException, HTTPException) as exc:
+        # Inside an app Starlette re-raises the parser's MultiPartException as HTTPException(400).
+        message = str(getattr(exc, "message", None) or getattr(exc, "detail", exc))
+        if "Too many files" in message:
             raise UploadRejected(
                 Reason.TOO_MANY_FILES,
                 f"more than {limits.max_files_per_request} files in one request",
                 "(request)",
             ) from exc
-        raise EvoqError("bad_multipart", f"malformed multipart body: {exc}", 400) from exc
+        raise EvoqError("bad_multipart", f"malformed multipart body: {message}", 400) from exc
     files: list[UploadedFile] = []
     for index, part in enumerate(form.getlist(FILES_FIELD)):
         if not isinstance(part, UploadFile):

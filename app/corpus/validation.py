@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
 from app.corpus.errors import Reason, UploadRejected
 from app.corpus.limits import UploadLimits
+from app.quality.images import prepare_image
 
 # File extension the store uses for each accepted Pillow format.
 EXTENSIONS: dict[str, str] = {
@@ -23,9 +24,18 @@ EXTENSIONS: dict[str, str] = {
 }
 
 
+# Camera MPO files are JPEGs whose extra frames are embedded previews or stereo views;
+# the first frame is a plain JPEG, so they are accepted and recorded as JPEG.
+_FORMAT_ALIASES: dict[str, str] = {"MPO": "JPEG"}
+
+
 @dataclass(frozen=True)
 class ValidatedImage:
-    """An image that decoded completely within the limits; `data` is the original bytes."""
+    """An image that decoded completely within the limits; `data` is the original bytes.
+
+    `pixels` is the decoded picture in the model's input form (upright RGB, within a pixel
+    budget) when validation was asked to keep it, so scoring never decodes the bytes again.
+    """
 
     sha256: str
     format: str
@@ -33,6 +43,7 @@ class ValidatedImage:
     height: int
     bytes: int
     data: bytes
+    pixels: Image.Image | None = field(default=None, repr=False, compare=False)
 
     @property
     def ext(self) -> str:
@@ -40,11 +51,17 @@ class ValidatedImage:
         return EXTENSIONS.get(self.format, self.format.lower())
 
 
-def validate_image_bytes(name: str, data: bytes, limits: UploadLimits) -> ValidatedImage:
+def validate_image_bytes(
+    name: str, data: bytes, limits: UploadLimits, *, keep_pixels: int | None = None
+) -> ValidatedImage:
     """The validated image, or UploadRejected naming `name` and the problem.
 
+    keep_pixels: also keep the decoded pixels, EXIF-transposed RGB downscaled to at most this
+    many pixels (the one decode serves both the check and the model).
+
     Multi-frame images (animated PNG/WebP, multi-page TIFF) are rejected: a quality score
-    belongs to one picture, and later frames would escape the pixel check.
+    belongs to one picture, and later frames would escape the pixel check. Camera MPO files
+    (JPEG plus embedded previews) count as JPEG.
     """
     if not data:
         raise UploadRejected(Reason.EMPTY_FILE, "the file is empty", name)
@@ -65,7 +82,8 @@ def validate_image_bytes(name: str, data: bytes, limits: UploadLimits) -> Valida
         with _open(name, data, limits) as img:  # verify() leaves the image unusable
             _decode(name, img)
             width, height = img.size
-            fmt = str(img.format)
+            fmt = _FORMAT_ALIASES.get(str(img.format), str(img.format))
+            pixels = None if keep_pixels is None else _model_input(name, img, keep_pixels)
     return ValidatedImage(
         sha256=hashlib.sha256(data).hexdigest(),
         format=fmt,
@@ -73,6 +91,7 @@ def validate_image_bytes(name: str, data: bytes, limits: UploadLimits) -> Valida
         height=height,
         bytes=len(data),
         data=data,
+        pixels=pixels,
     )
 
 
@@ -136,7 +155,7 @@ def _check_header(name: str, img: Image.Image, limits: UploadLimits) -> None:
             name,
         )
     frames = getattr(img, "n_frames", 1)
-    if frames != 1:
+    if frames != 1 and img.format not in _FORMAT_ALIASES:
         raise UploadRejected(
             Reason.MULTI_FRAME, f"{frames} frames; only single-frame images are accepted", name
         )
@@ -159,4 +178,14 @@ def _decode(name: str, img: Image.Image) -> None:
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise UploadRejected(
             Reason.CORRUPT_IMAGE, f"the image does not decode: {exc}", name
+        ) from exc
+
+
+def _model_input(name: str, img: Image.Image, max_pixels: int) -> Image.Image:
+    """The decoded image as the model sees it; a broken EXIF block is the file's fault too."""
+    try:
+        return prepare_image(img, max_pixels)
+    except Exception as exc:  # exif_transpose parses untrusted EXIF
+        raise UploadRejected(
+            Reason.CORRUPT_IMAGE, f"unreadable image metadata: {exc}", name
         ) from exc

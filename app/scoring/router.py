@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
-from app.corpus import service as corpus
-from app.corpus.limits import UploadLimits
-from app.corpus.store import ImageStore
+from app.corpus.limits import UploadLimits, limits_from_settings
 from app.corpus.uploads import multipart_openapi, read_multipart
-from app.deps import get_db, get_limits, get_store
 from app.errors import EvoqError
 from app.scoring import service
 from app.scoring.schemas import (
@@ -43,6 +40,16 @@ def _params(model: type, form) -> object:  # noqa: ANN001
         raise EvoqError("invalid_parameters", problems, 422) from exc
 
 
+async def _limits(request: Request) -> UploadLimits:
+    """The configured upload limits; async because a plain-def dependency costs thread hops."""
+    return limits_from_settings(request.app.state.settings)
+
+
+def _max_pixels(request: Request) -> int:
+    """The model's pixel budget: images are downscaled to it while validating, off the loop."""
+    return request.app.state.settings.max_pixels
+
+
 def _schema(model: type) -> dict:
     return {k: v for k, v in model.model_json_schema()["properties"].items()}
 
@@ -54,18 +61,13 @@ def _schema(model: type) -> dict:
     responses=ERRORS,
     openapi_extra=multipart_openapi(_schema(ScoreParams)),
 )
-async def score(
-    request: Request,
-    db: Session = Depends(get_db),
-    store: ImageStore = Depends(get_store),
-    limits: UploadLimits = Depends(get_limits),
-) -> ScoreResponse:
+async def score(request: Request, limits: UploadLimits = Depends(_limits)) -> ScoreResponse:
     """One result per image in upload order, each naming the model version that scored it.
     Any invalid file fails the whole request with a 4xx naming that file."""
     started = time.perf_counter()
     form, files = await read_multipart(request, limits)
     params: ScoreParams = _params(ScoreParams, form)
-    images = service.validate_all(files, limits)
+    images = await service.validate_off_loop(files, limits, max_pixels=_max_pixels(request))
     served = await service.score_images(
         request.app.state.scorer,
         images,
@@ -73,21 +75,15 @@ async def score(
         samples=params.samples,
         explain=params.explain and params.mode == "sampled",
     )
-    stored: list[bool | None] = [None] * len(images)
-    if params.store:
-        seen: dict[str, str] = {}
-        for i, (upload, image) in enumerate(zip(files, images, strict=True)):
-            outcome = corpus.add_image(
-                db=db,
-                store=store,
-                image=image,
-                label=upload.name,
-                source="score",
-                train_opt_out=params.train_opt_out,
-                seen_here=seen,
-            )
-            stored[i] = outcome.status == "stored"
-        db.commit()
+    stored: list[bool] | list[None] = [None] * len(images)
+    if params.store:  # database and fsync work stays off the event loop
+        stored = await asyncio.to_thread(
+            service.store_scored,
+            request.app.state.settings,
+            files,
+            images,
+            train_opt_out=params.train_opt_out,
+        )
     results = [
         ScoreResult(
             filename=upload.name,
@@ -113,17 +109,17 @@ async def score(
     responses=ERRORS,
     openapi_extra=multipart_openapi(_schema(CompareParams)),
 )
-async def compare(request: Request, limits: UploadLimits = Depends(get_limits)) -> CompareResponse:
+async def compare(request: Request, limits: UploadLimits = Depends(_limits)) -> CompareResponse:
     """Exactly two files: `files[0]` is the first image, `files[1]` the second."""
     started = time.perf_counter()
     form, files = await read_multipart(request, limits)
     params: CompareParams = _params(CompareParams, form)
     if len(files) != 2:
         raise EvoqError("need_two_files", f"compare takes exactly 2 files, got {len(files)}", 422)
-    first, second = service.validate_all(files, limits)
+    first, second = await service.validate_off_loop(files, limits, max_pixels=_max_pixels(request))
     served = await request.app.state.scorer.submit(
         CompareJob(
-            service.decode(first), service.decode(second), mode=params.mode, votes=params.votes
+            service.pixels(first), service.pixels(second), mode=params.mode, votes=params.votes
         )
     )
     result = served.result

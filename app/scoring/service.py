@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import io
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from app.corpus import service as corpus
 from app.corpus.limits import UploadLimits
 from app.corpus.uploads import UploadedFile
 from app.corpus.validation import ValidatedImage, validate_image_bytes
+from app.db import session_scope
+from app.deps import get_store
 from app.scoring.serving import ScoreJob, Scorer, Served
+from app.settings import Settings
 
 LEVELS = ((1.8, "bad"), (2.6, "poor"), (3.4, "fair"), (4.2, "good"))
 
@@ -25,20 +28,55 @@ def level_for(score: float | None) -> str | None:
     return "excellent"
 
 
-def validate_all(files: list[UploadedFile], limits: UploadLimits) -> list[ValidatedImage]:
-    """Every file validated, or the first problem raised as a 4xx naming the file."""
-    return [validate_image_bytes(f.name, f.data, limits) for f in files]
+def validate_all(
+    files: list[UploadedFile], limits: UploadLimits, *, max_pixels: int
+) -> list[ValidatedImage]:
+    """Every file validated with its model-ready pixels kept, or the first problem as a 4xx."""
+    return [validate_image_bytes(f.name, f.data, limits, keep_pixels=max_pixels) for f in files]
 
 
-def decode(image: ValidatedImage) -> Image.Image:
-    """A validated image as RGB pixels with its EXIF orientation applied."""
-    with Image.open(io.BytesIO(image.data)) as img:
-        return ImageOps.exif_transpose(img).convert("RGB")
+async def validate_off_loop(
+    files: list[UploadedFile], limits: UploadLimits, *, max_pixels: int
+) -> list[ValidatedImage]:
+    """validate_all in a worker thread: decoding then uses the other cores (Pillow, hashlib and
+    zlib release the GIL) while the event loop keeps reading requests and feeding the batcher."""
+    return await asyncio.to_thread(validate_all, files, limits, max_pixels=max_pixels)
+
+
+def pixels(image: ValidatedImage) -> Image.Image:
+    """The model-ready pixels kept by validation."""
+    if image.pixels is None:
+        raise ValueError("validate with keep_pixels to score an image")
+    return image.pixels
 
 
 async def score_images(
     scorer: Scorer, images: list[ValidatedImage], *, mode: str, samples: int, explain: bool
 ) -> list[Served]:
     """Scores in upload order; each image is its own batch item so requests coalesce."""
-    jobs = [ScoreJob(decode(img), mode=mode, samples=samples, explain=explain) for img in images]
+    jobs = [ScoreJob(pixels(img), mode=mode, samples=samples, explain=explain) for img in images]
     return list(await asyncio.gather(*(scorer.submit(job) for job in jobs)))
+
+
+def store_scored(
+    settings: Settings,
+    files: list[UploadedFile],
+    images: list[ValidatedImage],
+    *,
+    train_opt_out: bool,
+) -> list[bool]:
+    """Add scored images to the corpus in one transaction; True where newly stored."""
+    store, seen, stored = get_store(settings), {}, []
+    with session_scope() as db:
+        for upload, image in zip(files, images, strict=True):
+            outcome = corpus.add_image(
+                db=db,
+                store=store,
+                image=image,
+                label=upload.name,
+                source="score",
+                train_opt_out=train_opt_out,
+                seen_here=seen,
+            )
+            stored.append(outcome.status == "stored")
+    return stored
