@@ -44,7 +44,7 @@ class Round(Base):
     __tablename__ = "rounds"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(24), default="pending", index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parent_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id"), nullable=True

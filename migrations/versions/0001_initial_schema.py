@@ -101,7 +101,7 @@ def upgrade() -> None:
     op.create_table(
         "rounds",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("parent_version_id", sa.Integer(), nullable=True),
         sa.Column("candidate_version_id", sa.Integer(), nullable=True),

@@ -260,6 +260,47 @@ def test_a_killed_worker_fails_the_round_and_keeps_the_serving_model(stack) -> N
     assert _score_version(stack) == before["active_version"]
 
 
+def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
+    probe = [
+        ("files", (f"p{i}.png", image_bytes("PNG", (36, 36), seed=500 + i), "image/png"))
+        for i in range(4)
+    ]
+    labels = "filename,mos\n" + "".join(f"p{i}.png,{1 + i}\n" for i in range(4)) + "ghost.png,3\n"
+    registered = httpx.post(
+        f"{stack.url}/v1/admin/probe-sets",
+        files=[*probe, ("labels", ("mos.csv", labels.encode(), "text/csv"))],
+        data={"name": "probe-one"},
+        headers=AUTH,
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["images"] == 4
+    assert registered.json()["skipped"] == [
+        {"filename": "ghost.png", "reason": "listed in the CSV but not uploaded"}
+    ]
+    before = httpx.get(f"{stack.url}/v1/models").json()["active_version"]
+    config = {**SMALL_ROUND, "policy": "manual", "srcc_margin": 2.0, "seed": 3}
+    round_id = httpx.post(
+        f"{stack.url}/v1/admin/rounds", json={"config": config}, headers=AUTH
+    ).json()["id"]
+    done = _wait_round(stack, round_id, lambda b: b["finished_at"] is not None)
+    assert done["status"] == "awaiting_approval", done
+    checks = {c["name"]: c for c in done["gate"]["checks"]}
+    assert "probe_srcc" in checks and checks["probe_srcc"]["passed"]
+    assert done["gate"]["metrics"]["probe_set"] == "probe-one"
+    candidate = done["candidate_version_id"]
+    models = httpx.get(f"{stack.url}/v1/models").json()
+    assert models["active_version"] == before
+    assert next(v for v in models["versions"] if v["id"] == candidate)["status"] == "candidate"
+    approved = httpx.post(
+        f"{stack.url}/v1/admin/models/{candidate}/activate",
+        json={"reason": "looks good"},
+        headers=AUTH,
+    )
+    assert approved.status_code == 200
+    assert _round(stack, round_id)["status"] == "promoted"
+    _wait_serving(stack, candidate)
+
+
 def test_continuous_mode_starts_a_round_when_enough_images_arrived(stack) -> None:
     schedule = {"enabled": True, "min_new_images": 3, "config": SMALL_ROUND}
     response = httpx.put(f"{stack.url}/v1/admin/schedule", json=schedule, headers=AUTH)
