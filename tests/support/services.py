@@ -48,9 +48,11 @@ def free_port() -> int:
 
 
 def base_env(**overrides: str) -> dict[str, str]:
-    """The environment for child processes: EVOQ_* cleared, one thread per process."""
+    """The environment for child processes: EVOQ_* cleared, one thread per process, and the
+    tiny random model (seconds to build) unless a test names another."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVOQ_")}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env.update(EVOQ_BASE_MODEL="builtin:tiny")
     env.update(overrides)
     return env
 
