@@ -35,7 +35,11 @@ AUTH_ERRORS = {
     response_model=RoundOut,
     status_code=201,
     summary="Start an evolution round",
-    responses={**AUTH_ERRORS, 409: {"description": "A round is already running."}},
+    responses={
+        **AUTH_ERRORS,
+        409: {"description": "A round is already running, or the corpus is too small."},
+        422: {"description": "Invalid config (`problems` names each field)."},
+    },
 )
 def start_round(
     body: StartRoundIn, actor: str = Depends(require_admin), db: Session = Depends(get_db)
@@ -43,7 +47,12 @@ def start_round(
     """Validates the config, records a pending round and queues its pipeline."""
     created = service.create(db=db, config=body.config, actor=actor)
     db.commit()
-    enqueue_round(created.id)
+    try:
+        enqueue_round(created.id)
+    except Exception as exc:  # broker down: do not leave a round holding the running lock
+        service.finish(db=db, round_id=created.id, status="failed", error=f"not queued: {exc}")
+        db.commit()
+        raise EvoqError("broker_unavailable", f"could not queue the round: {exc}", 503) from exc
     return RoundOut.model_validate(created)
 
 
