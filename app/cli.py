@@ -89,7 +89,12 @@ def demo(
     out: str = typer.Option("evoq-demo", help="Folder for checkpoints, data, table and plot."),
     seed: int = typer.Option(0, help="Seed of data, prior and rounds."),
     rounds: int = typer.Option(2, help="Evolution rounds."),
-    beta: float = typer.Option(0.0, help="KL penalty of GRPO (paper: 0.05)."),
+    beta: float = typer.Option(0.05, help="KL penalty of GRPO (paper: 0.05; 0 = off)."),
+    base: str | None = typer.Option(
+        None,
+        help="Start from this base (folder, or builtin:demo built once in the data directory) "
+        "instead of training the prior into OUT; it must come from the same --seed.",
+    ),
 ) -> None:
     """Offline learning demo: tiny model + weak prior, evolution rounds, a table per round."""
     import json
@@ -99,7 +104,8 @@ def demo(
     from app.quality.demo import DemoConfig, format_table, plot_rows, run_demo
 
     config = DemoConfig(seed=seed, rounds=rounds, beta=beta)
-    result = run_demo(config, work_dir=out)
+    base_dir = resolve_model_option(base) if base else None
+    result = run_demo(config, work_dir=out, base_dir=base_dir)
     table = format_table(result.rows)
     typer.echo(table)
     folder = Path(out)
@@ -110,9 +116,9 @@ def demo(
     typer.echo(f"plot: {plot_rows(result.rows, folder / 'demo.png')}")
 
 
-def resolve_eval_model(model: str | None) -> str:
-    """The --model of `evoq eval` as a loadable source: a folder, hub id or builtin:<name>
-    (built into the data directory); None means the configured base model."""
+def resolve_model_option(model: str | None) -> str:
+    """A --model/--base option as a loadable source: a folder, hub id or builtin:<name> (built
+    into the data directory); None means the configured base model. Registry ids go here."""
     from app.quality.builtins import resolve_model_source
     from app.registry.bootstrap import models_dir
     from app.settings import get_settings
@@ -138,7 +144,7 @@ def evaluate(
     if mode not in ("fast", "sampled"):
         raise typer.BadParameter("mode must be fast or sampled")
     rows, skipped = read_labels(labels, images)
-    source = resolve_eval_model(model)
+    source = resolve_model_option(model)
     report = run_eval(load_model(source), rows, mode=mode, n=samples, skipped=skipped)
     typer.echo(format_report(report))
     typer.echo(f"plot: {scatter_plot(report, plot, title=source)}")

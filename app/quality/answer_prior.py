@@ -60,9 +60,6 @@ def supervised_batch(qm: QualityModel, task: str, rows, answers: list[str]) -> d
     return inputs
 
 
-_batch = supervised_batch  # older name, imported by app.quality.demo
-
-
 def teach_answer_format(
     source: str | Path, out: str | Path, config: AnswerPriorConfig | None = None
 ) -> Path:

@@ -24,7 +24,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
 from app.quality import prompts
 from app.quality.checkpoint import write_atomically
-from app.quality.model import MAX_NEW_TOKENS, reasoning_default
+from app.quality.model import MAX_NEW_TOKENS, copy_prompt_marker, reasoning_default
 from app.quality.processor import load_processor
 from app.quality.reward import GAMMA, FidelityReward, format_reward
 from app.quality.voting import VoteResult
@@ -325,6 +325,7 @@ def train_grpo(
         def write(staging: Path) -> None:
             trainer.save_model(str(staging))
             processor.save_pretrained(str(staging))
+            copy_prompt_marker(model_dir, staging)
             # A pickle of the trainer's arguments: unsafe to load and not part of the model.
             (staging / "training_args.bin").unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,14 +289,22 @@ class QualityModel:
         ]
 
 
+PROMPT_MARKER = "evoquality_tiny.json"
+
+
 def reasoning_default(folder: str) -> bool:
     """Reasoning is on for real models; tiny test models are built answer-only."""
-    marker = Path(folder) / "evoquality_tiny.json"
+    marker = Path(folder) / PROMPT_MARKER
     if marker.is_file():
         return bool(json.loads(marker.read_text()).get("reasoning", False))
     return True
 
 
+def copy_prompt_marker(parent: str | Path, child: str | Path) -> None:
+    """A checkpoint trained from a tiny model keeps its answer-only prompting default."""
+    marker = Path(parent) / PROMPT_MARKER
+    if marker.is_file() and not (Path(child) / PROMPT_MARKER).exists():
+        shutil.copyfile(marker, Path(child) / PROMPT_MARKER)
 
 
 def load_model(

@@ -12,6 +12,7 @@ from app.quality.grpo import (
     train_grpo,
     training_pairs,
 )
+from app.quality.model import reasoning_default
 from app.quality.voting import VoteResult
 
 
@@ -119,6 +120,8 @@ def test_train_writes_a_changed_checkpoint_with_metrics(tiny_model_dir, votes, i
     assert result.checkpoint_dir == out
     assert result.digest == weights_digest(out) != weights_digest(tiny_model_dir)
     assert not (out / "training_args.bin").exists()
+    # the child keeps the tiny model's answer-only prompting default
+    assert reasoning_default(str(out)) is reasoning_default(str(tiny_model_dir)) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate"]  # no staging left
 
     m = result.metrics

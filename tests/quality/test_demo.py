@@ -1,0 +1,92 @@
+"""The offline learning demo: pseudo-label accounting, the table, and a reduced real demo."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from PIL import Image
+
+from app.quality.builtins import builtin_names
+from app.quality.demo import (
+    COLUMNS,
+    DemoConfig,
+    RoundRow,
+    build_demo_evolved,
+    format_table,
+    plot_rows,
+    pseudo_label_accuracy,
+)
+from app.quality.model import load_model
+from app.quality.voting import VoteResult
+
+
+def test_pseudo_label_accuracy_by_hand():
+    level = {"a": 0, "b": 2, "c": 4, "d": 2}.__getitem__  # lower level = better image
+    votes = [
+        VoteResult("a", "b", 24, 8, 0, 1.0),  # a better: 24 of 32 right, majority right
+        VoteResult("c", "b", 20, 10, 2, 1.0),  # b better: 10 of 30 right, majority wrong
+        VoteResult("c", "a", 16, 16, 0, 0.5),  # a better: 16 of 32 right, tie counts half
+        VoteResult("b", "d", 30, 2, 0, 1.0),  # same level: left out
+        VoteResult("a", "c", 0, 0, 32, None),  # no valid vote: left out
+    ]
+    k1, k32 = pseudo_label_accuracy(votes, level)
+    assert k1 == pytest.approx((24 + 10 + 16) / (32 + 30 + 32))
+    assert k32 == pytest.approx((1 + 0 + 0.5) / 3)
+    assert all(math.isnan(x) for x in pseudo_label_accuracy(votes[3:], level))
+
+
+def test_table_columns_in_issue_order(tmp_path):
+    rows = [RoundRow(r, 0.6, 0.7, 0.72, 0.1 * r, 0.1 * r, 0.05, 0.8) for r in range(3)]
+    table = format_table(rows).splitlines()
+    assert table[0].split("|")[1:-1] == [f" {title} " for _, title in COLUMNS]
+    assert [c.strip() for c in table[0].split("|")[1:-1]] == [
+        "round",
+        "pseudo-label acc K=1",
+        "pseudo-label acc K=32",
+        "compare acc",
+        "SRCC sampled",
+        "PLCC sampled",
+        "SRCC fast",
+        "score std",
+    ]
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["0", "1", "2"]
+    with Image.open(plot_rows(rows, tmp_path / "demo.png")) as img:
+        assert img.format == "PNG"
+
+
+def test_demo_models_are_builtins():
+    assert {"demo", "demo-evolved"} <= set(builtin_names())
+
+
+# The CI demo: exactly `evoq demo`'s recipe (DEMO-FINDINGS.md) through the builtin:demo-evolved
+# builder, i.e. synthetic data, supervised prior, two rounds of voting + TRL GRPO via run_round,
+# measurement on the eval split. Smaller priors or fewer GRPO steps were measured and did not
+# reach the +0.3 gain reliably (prior 600 steps: +0.28; prior 300 + 40 steps: +0.17).
+@pytest.mark.slow
+def test_demo_evolved_learns_without_labels(tmp_path):
+    events = []
+    folder = build_demo_evolved(
+        tmp_path / "demo-evolved", DemoConfig(seed=0), progress=False, on_checkpoint=events.append
+    )
+    lineage = json.loads((folder / "lineage.json").read_text())
+    rows = [RoundRow(**row) for row in lineage["table"]]
+    print("\n" + format_table(rows))
+    assert [r.round for r in rows] == [0, 1, 2]
+    # The prior compares better than chance but its scores carry no quality information.
+    assert rows[0].compare_acc > 0.6 and abs(rows[0].srcc_sampled) < 0.2
+    # Evolution without labels: sampled-score SRCC rises by >= 0.3 and the scores stay spread.
+    assert rows[2].srcc_sampled - rows[0].srcc_sampled >= 0.3
+    assert rows[2].score_std > 0.5
+    # Lineage: every version is kept and loads; the hook saw each with its parent.
+    assert lineage["base"] == "builtin:demo" and lineage["rounds"] == 2
+    assert lineage["checkpoints"] == ["lineage/round-0", "lineage/round-1", "."]
+    for relative in lineage["checkpoints"]:
+        model = load_model(str(folder / relative), device="cpu")
+        assert model.reasoning_default is False  # answer-only prompts, as trained
+    assert [e.round for e in events] == [0, 1, 2]
+    assert events[0].parent is None
+    assert events[1].parent == events[0].path and events[2].parent == events[1].path
+    assert events[2].metrics["srcc_sampled"] == rows[2].srcc_sampled
+    assert "train" in events[2].metrics["round"]
