@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="EvoQuality: a self-improving image-quality service.", no_args_is_help=True)
@@ -117,13 +119,23 @@ def demo(
 
 
 def resolve_model_option(model: str | None) -> str:
-    """A --model/--base option as a loadable source: a folder, hub id or builtin:<name> (built
-    into the data directory); None means the configured base model. Registry ids go here."""
+    """A --model/--base option as a loadable source: a registry version (`3` or `v3`), a folder,
+    hub id or builtin:<name> (built into the data directory); None: the configured base model."""
     from app.quality.builtins import resolve_model_source
     from app.registry.bootstrap import models_dir
     from app.settings import get_settings
 
     settings = get_settings()
+    version = (model or "").removeprefix("v")
+    if version.isdigit() and not Path(model).exists():
+        from app.db import session_scope
+        from app.registry import service as registry
+
+        with session_scope() as db:
+            found = registry.get(db=db, version_id=int(version))
+            if found is None:
+                raise typer.BadParameter(f"no model version {version} in the registry")
+            return found.checkpoint_path
     return resolve_model_source(model or settings.base_model, models_dir(settings))
 
 
@@ -131,7 +143,9 @@ def resolve_model_option(model: str | None) -> str:
 def evaluate(
     images: str = typer.Option(..., help="Folder holding the images named in the CSV."),
     labels: str = typer.Option(..., help="CSV with columns filename,mos (higher = better)."),
-    model: str | None = typer.Option(None, help="Model folder or builtin:<name> (default: base)."),
+    model: str | None = typer.Option(
+        None, help="Registry version (3 or v3), model folder or builtin:<name> (default: base)."
+    ),
     mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of n samples)."),
     samples: int = typer.Option(8, help="Samples per image in sampled mode."),
     plot: str = typer.Option("eval-scatter.png", help="Where to write the scatter plot (PNG)."),

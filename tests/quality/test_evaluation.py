@@ -83,3 +83,32 @@ def test_cli_make_synthetic_then_eval(tmp_path, tiny_answering_model_dir):
     assert plot.is_file()
     srcc = float(result.output.split("SRCC=")[1].split()[0])
     assert not math.isnan(srcc)
+
+
+def test_cli_eval_resolves_a_registry_version(tmp_path, monkeypatch, tiny_answering_model_dir):
+    from app import db as app_db
+    from app import settings as app_settings
+    from app.registry import service as registry
+
+    monkeypatch.setenv("EVOQ_DATA_DIR", str(tmp_path / "data"))
+    for cached in (app_settings.get_settings, app_db.get_engine, app_db._session_factory):
+        cached.cache_clear()
+    try:
+        app_db.migrate()
+        with app_db.session_scope() as db:
+            registry.create(
+                db=db, base_model="tiny", checkpoint_path=str(tiny_answering_model_dir), digest="x"
+            )
+        runner = CliRunner()
+        runner.invoke(app, ["make-synthetic", str(tmp_path / "syn"), "--counts", "4,4,6"])
+        eval_dir = tmp_path / "syn" / "eval"
+        common = ["eval", "--images", str(eval_dir), "--labels", str(eval_dir / "labels.csv")]
+        plot = ["--plot", str(tmp_path / "s.png")]
+        result = runner.invoke(app, [*common, "--model", "v1", *plot])
+        assert result.exit_code == 0, result.output
+        assert "n=6" in result.output
+        missing = runner.invoke(app, [*common, "--model", "7", *plot])
+        assert missing.exit_code != 0 and "no model version 7" in missing.output
+    finally:
+        for cached in (app_settings.get_settings, app_db.get_engine, app_db._session_factory):
+            cached.cache_clear()
