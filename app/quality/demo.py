@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from app.quality import metrics
 from app.quality.answer_prior import supervised_batch
 from app.quality.checkpoint import write_atomically
+from app.quality.evaluation import save_figure
 from app.quality.evolution import RoundConfig, run_round
 from app.quality.grpo import GRPORoundConfig
 from app.quality.model import QualityModel, copy_prompt_marker, load_model
@@ -515,12 +516,7 @@ def plot_rows(rows: Sequence[RoundRow], path: str | Path) -> Path:
     for ax in (acc_ax, score_ax):
         ax.set_xticks(rounds)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 # ---- builtin:demo-evolved ------------------------------------------------------------------

@@ -180,6 +180,13 @@ def scatter_plot(report: EvalReport, path: Path | str, title: str = "") -> Path:
         + f"n={report.n}  SRCC={report.srcc:.3f}  PLCC={report.plcc:.3f}",
         fontsize=9,
     )
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path | str) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    """Write a figure as PNG (creating the folder) and release it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

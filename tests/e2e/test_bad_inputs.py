@@ -10,7 +10,6 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,16 +17,7 @@ import pytest
 
 from app.corpus.limits import MiB
 from tests import badinputs
-from tests.e2e.conftest import Server
-from tests.support.services import (
-    base_env,
-    evoq_argv,
-    free_port,
-    start_process,
-    stop,
-    tail,
-    wait_http,
-)
+from tests.e2e.conftest import Server, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -35,33 +25,6 @@ SCORE = "/v1/score"
 CORPUS = "/v1/corpus/images"
 TIGHT_REQUEST_BYTES = 200_000
 TIGHT_FILES = 20
-
-
-@contextmanager
-def running_server(root: Path, **env: str) -> Iterator[Server]:
-    """An `evoq serve` process (tiny model, SQLite, no worker) with extra EVOQ_* settings."""
-    port = free_port()
-    log = root / "server.log"
-    proc = start_process(
-        evoq_argv("serve"),
-        base_env(
-            EVOQ_DATA_DIR=str(root / "data"),
-            EVOQ_PORT=str(port),
-            EVOQ_EMBEDDED_WORKER="false",
-            **env,
-        ),
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/readyz", timeout=240, proc=proc)
-    except Exception:
-        stop(proc)
-        pytest.fail(f"server did not become ready:\n{tail(log)}")
-    try:
-        yield Server(url, root / "data", log)
-    finally:
-        assert stop(proc) == 0, tail(log)
 
 
 @pytest.fixture(scope="module")

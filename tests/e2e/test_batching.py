@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests.badinputs import image_bytes
-from tests.e2e.conftest import Server
-from tests.e2e.test_bad_inputs import running_server
+from tests.e2e.conftest import Server, running_server
 
 pytestmark = pytest.mark.e2e
 

@@ -32,12 +32,19 @@ def _children(pid: int) -> list[int]:
 def test_serve_embedded_default(tmp_path) -> None:
     port = free_port()
     env = base_env(EVOQ_DATA_DIR=str(tmp_path / "data"), EVOQ_PORT=str(port))
+    del env["EVOQ_BASE_MODEL"]  # the real default: builtin:demo-evolved
     log_path = tmp_path / "server.log"
     server = start_process(evoq_argv("serve"), env, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        ready = wait_http(f"{base}/readyz", timeout=240, proc=server).json()
+        ready = wait_http(f"{base}/readyz", timeout=120, proc=server).json()
         assert ready["status"] == "ready" and ready["database"] == "ok"
+        models = httpx.get(f"{base}/v1/models").json()
+        # The evolved demo's lineage is in the registry: base -> round 1 -> round 2, active last.
+        chain = [v["id"] for v in models["versions"]]
+        assert len(chain) == 3 and models["active_version"] == chain[-1]
+        assert models["versions"][-1]["lineage"] == chain[::-1]
+        assert ready["model"]["version"] == chain[-1]
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         metrics = httpx.get(f"{base}/metrics")
         assert metrics.status_code == 200

@@ -2,8 +2,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.quality.model import load_model
-
 
 def _pairs(seed: int, count: int, size: int = 56) -> list[tuple[Image.Image, Image.Image]]:
     rng = np.random.default_rng(seed)
@@ -14,16 +12,6 @@ def _pairs(seed: int, count: int, size: int = 56) -> list[tuple[Image.Image, Ima
         return Image.fromarray((pixels * 255).astype(np.uint8))
 
     return [(image(), image()) for _ in range(count)]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    return load_model(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def answering(tiny_answering_model_dir):
-    return load_model(str(tiny_answering_model_dir), device="cpu")
 
 
 def test_logits_probabilities_of_both_orders_sum_to_one(answering):

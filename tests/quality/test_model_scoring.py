@@ -16,16 +16,6 @@ def _images(seed: int, sizes) -> list[Image.Image]:
 MIXED = [(56, 56), (100, 80), (200, 150), (64, 128), (90, 90)]
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    return load_model(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def answering(tiny_answering_model_dir):
-    return load_model(str(tiny_answering_model_dir), device="cpu")
-
-
 def test_fast_batch_matches_one_by_one_on_mixed_sizes(answering):
     images = _images(0, MIXED)
     batched = answering.score(images)
