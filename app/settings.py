@@ -54,9 +54,10 @@ class Settings(BaseSettings):
 
     # --- model ---------------------------------------------------------------------------
     base_model: str = Field(
-        "builtin:tiny",
+        "builtin:demo-evolved",
         description="Base model: a local folder, a Hugging Face hub id "
-        "(e.g. Qwen/Qwen2.5-VL-7B-Instruct) or builtin:tiny.",
+        "(e.g. Qwen/Qwen2.5-VL-7B-Instruct), builtin:demo-evolved (the tiny demo model after two "
+        "label-free evolution rounds, shipped with the package), builtin:demo or builtin:tiny.",
     )
     device: str = Field("auto", description="Torch device: auto (CUDA when present), cpu, cuda.")
     dtype: str = Field("auto", description="Torch dtype: auto, float32, bfloat16, float16.")

@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from app.quality.demo_bundle import build_or_unpack
 from app.quality.tiny import build_tiny_model
 
 PREFIX = "builtin:"
@@ -28,7 +29,7 @@ _BUILDERS: dict[str, Builder] = {
     "tiny": lambda path: build_tiny_model(path, vocab="small", seed=0),
     # The offline demo (issue 7): tiny model + weak prior, and the same after evolution rounds.
     "demo": _demo_builder("build_demo_base"),
-    "demo-evolved": _demo_builder("build_demo_evolved"),
+    "demo-evolved": lambda path: build_or_unpack(path),
 }
 
 
