@@ -332,13 +332,14 @@ def load_model(
     model.to(torch_device).eval()
     processor = load_processor(source)
     size = processor.image_processor.size
-    if max_pixels is None:
-        max_pixels = size.get("longest_edge") or DEFAULT_MAX_PIXELS
-    else:
-        processor.image_processor.size = {
-            "shortest_edge": min(size.get("shortest_edge") or max_pixels, max_pixels),
-            "longest_edge": max_pixels,
-        }
+    # max_pixels only lowers the processor's own bound: a model trained on small images
+    # (the demo model sees 56x56) must not be fed more image tokens than it ever saw.
+    own_bound = size.get("longest_edge") or DEFAULT_MAX_PIXELS
+    max_pixels = own_bound if max_pixels is None else min(max_pixels, own_bound)
+    processor.image_processor.size = {
+        "shortest_edge": min(size.get("shortest_edge") or max_pixels, max_pixels),
+        "longest_edge": max_pixels,
+    }
     return QualityModel(
         model,
         processor,

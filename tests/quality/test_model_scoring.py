@@ -132,3 +132,11 @@ def test_fast_encoding_equals_the_processor(tiny, task):
     assert set(ours) == set(stock.keys())
     for key, value in stock.items():
         assert torch.equal(ours[key], value), key
+
+
+def test_max_pixels_only_lowers_the_processors_own_bound(tiny_model_dir):
+    own = load_model(str(tiny_model_dir), device="cpu").max_pixels
+    assert load_model(str(tiny_model_dir), device="cpu", max_pixels=own * 100).max_pixels == own
+    lower = load_model(str(tiny_model_dir), device="cpu", max_pixels=own // 4)
+    assert lower.max_pixels == own // 4
+    assert lower.processor.image_processor.size["longest_edge"] == own // 4
