@@ -62,7 +62,9 @@ def percentiles(values: list[float]) -> str:
     if not values:
         return "n=0"
     ms = np.array(values) * 1000
-    return f"n={len(ms):4d}  p50={np.percentile(ms, 50):7.1f} ms  p99={np.percentile(ms, 99):7.1f} ms"
+    return (
+        f"n={len(ms):4d}  p50={np.percentile(ms, 50):7.1f} ms  p99={np.percentile(ms, 99):7.1f} ms"
+    )
 
 
 def main() -> None:
@@ -133,7 +135,9 @@ def main() -> None:
     after = [lat for s, lat, _, _ in records if first_new is not None and s >= first_new]
     failed = sum(status != 200 for _, _, status, _ in records)
     print(f"requests: {len(records)}  failed: {failed}  clients: {args.clients}")
-    print(f"versions seen: {sorted({v for *_, v in records if v is not None})} (old {old}, new {new})")
+    print(
+        f"versions seen: {sorted({v for *_, v in records if v is not None})} (old {old}, new {new})"
+    )
     if first_new is not None:
         print(f"swap: activation -> first answer from the new version {first_new - t_swap:.2f} s")
     print(f"server load+warm-up of the new model: {ready['model']['last_swap_seconds']:.2f} s")
