@@ -15,8 +15,11 @@ from app.db import session_scope
 from app.errors import EvoqError
 from app.settings import Settings
 
+# Dependencies that do no I/O are async: FastAPI runs plain-def dependencies in a thread pool,
+# a thread hop per dependency on every request.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
 
@@ -27,12 +30,17 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
-def get_store(settings: Settings = Depends(get_settings_dep)) -> ImageStore:
+def image_store(settings: Settings) -> ImageStore:
     """The content-addressed image store in the data directory."""
     return ImageStore(settings.data_dir.resolve() / "images")
 
 
-def get_limits(settings: Settings = Depends(get_settings_dep)) -> UploadLimits:
+async def get_store(settings: Settings = Depends(get_settings_dep)) -> ImageStore:
+    """The image store, as a dependency."""
+    return image_store(settings)
+
+
+async def get_limits(settings: Settings = Depends(get_settings_dep)) -> UploadLimits:
     """The configured upload limits."""
     return limits_from_settings(settings)
 
@@ -40,7 +48,7 @@ def get_limits(settings: Settings = Depends(get_settings_dep)) -> UploadLimits:
 _bearer = HTTPBearer(auto_error=False, description="EVOQ_ADMIN_TOKEN")
 
 
-def require_admin(
+async def require_admin(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     settings: Settings = Depends(get_settings_dep),
 ) -> str:

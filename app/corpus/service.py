@@ -166,6 +166,12 @@ def get_trainable(*, db: Session) -> list[Image]:
     return list(db.scalars(stmt))
 
 
+def count_trainable(*, db: Session) -> int:
+    """How many images a round may use."""
+    stmt = select(func.count()).select_from(Image).where(Image.train_opt_out.is_(False))
+    return db.scalar(stmt) or 0
+
+
 def delete(*, db: Session, store: ImageStore, sha256: str) -> None:
     """Remove an image's row, then its file (a crash in between leaves only an orphan file)."""
     image = get_or_raise(db=db, sha256=sha256)

@@ -70,7 +70,7 @@ def create(*, db: Session, config: RoundConfigIn, actor: str, trigger: str = "ma
     running = get_running(db=db)
     if running is not None:
         raise RoundConflict(running)
-    trainable = len(corpus.get_trainable(db=db))
+    trainable = corpus.count_trainable(db=db)
     if trainable < 2:
         raise EvoqError(
             "corpus_too_small",

@@ -8,8 +8,9 @@ import time
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
-from app.corpus.limits import UploadLimits, limits_from_settings
+from app.corpus.limits import UploadLimits
 from app.corpus.uploads import multipart_openapi, read_multipart
+from app.deps import get_limits
 from app.errors import EvoqError
 from app.scoring import service
 from app.scoring.schemas import (
@@ -40,11 +41,6 @@ def _params(model: type, form) -> object:  # noqa: ANN001
         raise EvoqError("invalid_parameters", problems, 422) from exc
 
 
-async def _limits(request: Request) -> UploadLimits:
-    """The configured upload limits; async because a plain-def dependency costs thread hops."""
-    return limits_from_settings(request.app.state.settings)
-
-
 def _max_pixels(request: Request) -> int:
     """The model's pixel budget: images are downscaled to it while validating, off the loop."""
     return request.app.state.settings.max_pixels
@@ -61,7 +57,7 @@ def _schema(model: type) -> dict:
     responses=ERRORS,
     openapi_extra=multipart_openapi(_schema(ScoreParams)),
 )
-async def score(request: Request, limits: UploadLimits = Depends(_limits)) -> ScoreResponse:
+async def score(request: Request, limits: UploadLimits = Depends(get_limits)) -> ScoreResponse:
     """One result per image in upload order, each naming the model version that scored it.
     Any invalid file fails the whole request with a 4xx naming that file."""
     started = time.perf_counter()
@@ -109,7 +105,7 @@ async def score(request: Request, limits: UploadLimits = Depends(_limits)) -> Sc
     responses=ERRORS,
     openapi_extra=multipart_openapi(_schema(CompareParams)),
 )
-async def compare(request: Request, limits: UploadLimits = Depends(_limits)) -> CompareResponse:
+async def compare(request: Request, limits: UploadLimits = Depends(get_limits)) -> CompareResponse:
     """Exactly two files: `files[0]` is the first image, `files[1]` the second."""
     started = time.perf_counter()
     form, files = await read_multipart(request, limits)

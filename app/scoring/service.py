@@ -11,7 +11,7 @@ from app.corpus.limits import UploadLimits
 from app.corpus.uploads import UploadedFile
 from app.corpus.validation import ValidatedImage, validate_image_bytes
 from app.db import session_scope
-from app.deps import get_store
+from app.deps import image_store
 from app.scoring.serving import ScoreJob, Scorer, Served
 from app.settings import Settings
 
@@ -66,7 +66,7 @@ def store_scored(
     train_opt_out: bool,
 ) -> list[bool]:
     """Add scored images to the corpus in one transaction; True where newly stored."""
-    store, seen, stored = get_store(settings), {}, []
+    store, seen, stored = image_store(settings), {}, []
     with session_scope() as db:
         for upload, image in zip(files, images, strict=True):
             outcome = corpus.add_image(
