@@ -74,7 +74,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings` (default: the environment)."""
     settings = settings or get_settings()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    celery = Celery("evoq", include=["workers.tasks", "workers.pipeline"])
+    celery = Celery("evoq", include=["workers.tasks"])
     celery.conf.update(celery_config(settings))
     return celery
 

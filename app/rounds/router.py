@@ -19,7 +19,7 @@ from app.rounds.schemas import (
     StartRoundIn,
 )
 from app.settings import Settings
-from workers.pipeline import enqueue_round
+from workers.enqueue import enqueue_round
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 

@@ -66,7 +66,7 @@ def get_running(*, db: Session) -> Round | None:
 def create(*, db: Session, config: RoundConfigIn, actor: str, trigger: str = "manual") -> Round:
     """A new pending round from the active version, unless one is running (409).
 
-    The caller commits and then enqueues the pipeline (`workers.pipeline.enqueue_round`)."""
+    The caller commits and then enqueues the pipeline (`workers.enqueue.enqueue_round`)."""
     running = get_running(db=db)
     if running is not None:
         raise RoundConflict(running)

@@ -1,0 +1,32 @@
+"""Housekeeping: fail rounds whose worker died; start a continuous round when one is due."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.db import session_scope
+from app.rounds import service as rounds
+from app.rounds.schemas import RoundConfigIn
+from app.settings import get_settings
+from workers.state import remove_unregistered_checkpoint
+
+
+def housekeep() -> dict[str, Any]:
+    """One pass; returns the failed round ids and the id of a round it created (to enqueue)."""
+    settings = get_settings()
+    with session_scope() as db:
+        failed = rounds.reap_stale(db=db, stale_after_s=settings.round_stale_seconds)
+    for round_id in failed:
+        remove_unregistered_checkpoint(round_id)
+    started = None
+    with session_scope() as db:
+        schedule = rounds.due_for_continuous_round(db=db)
+        if schedule is not None:
+            new_round = rounds.create(
+                db=db,
+                config=RoundConfigIn.model_validate(schedule.config),
+                actor="scheduler",
+                trigger="continuous",
+            )
+            started = new_round.id
+    return {"failed": failed, "started": started}

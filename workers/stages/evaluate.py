@@ -1,0 +1,82 @@
+"""Stage 4: measure candidate and parent for the gate."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.corpus import service as corpus
+from app.db import session_scope
+from app.quality.images import open_image
+from app.quality.metrics import srcc
+from app.rounds import service as rounds
+from app.rounds.models import Round
+from workers.heartbeat import cancel_requested, heartbeat
+from workers.model_cache import cached_model
+from workers.stages import NextTasks
+from workers.state import image_loader, image_paths, load_round, votes
+
+
+def evaluate(round_id: int) -> NextTasks:
+    """Measure candidate and parent on the holdout pairs, the candidate's parse rate and
+    spread, and both on the probe set when one is registered."""
+    from app.quality.evolution import evaluate_on_pairs
+
+    loaded = load_round(round_id, "evaluating")
+    if loaded is None:
+        return []
+    config, parent_path = loaded
+    with session_scope() as db:
+        candidate_path = db.get(Round, round_id).progress["checkpoint"]
+        probe = rounds.get_active_probe_set(db=db)
+        probe_items = (
+            [(str(Path(probe.path) / name), mos) for name, mos in sorted(probe.labels.items())]
+            if probe
+            else []
+        )
+        trainable = [image.sha256 for image in corpus.get_trainable(db=db)]
+    holdout = votes(round_id, holdout=True)
+    eval_shas = random.Random(config.seed).sample(
+        trainable, min(config.eval_images, len(trainable))
+    )
+    load = image_loader(image_paths({k for v in holdout for k in (v.a, v.b)} | set(eval_shas)))
+    metrics: dict[str, Any] = {}
+    with heartbeat(round_id):
+        for role, path in (("parent", parent_path), ("candidate", candidate_path)):
+            model = cached_model(path)
+            on_pairs = evaluate_on_pairs(model, holdout, load, mode="fast", seed=config.seed)
+            metrics[f"{role}_holdout_accuracy"] = on_pairs["score_accuracy"]
+            metrics[f"{role}_holdout_compare_accuracy"] = on_pairs["compare_accuracy"]
+            metrics["holdout_pairs"] = on_pairs["pairs"]
+            if probe_items:
+                scores = model.score([open_image(p) for p, _ in probe_items], mode="fast")
+                metrics[f"{role}_probe_srcc"] = srcc(
+                    [s.score for s in scores], [m for _, m in probe_items]
+                )
+            if cancel_requested(round_id):
+                break
+        sampled = cached_model(candidate_path).score(
+            [load(s) for s in eval_shas], mode="sampled", n=config.eval_samples, seed=config.seed
+        )
+    valid = sum(s.valid for s in sampled)
+    means = [s.score for s in sampled if s.score is not None]
+    metrics["parse_rate"] = valid / max(1, sum(s.n for s in sampled))
+    metrics["score_std"] = float(np.std(means)) if len(means) > 1 else 0.0
+    metrics["probe_set"] = probe.name if probe else None
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        found.gate = {**(found.gate or {}), "metrics": finite(metrics)}
+    if not cancel_requested(round_id):
+        return [("evoq.rounds.gate", [round_id])]
+    return []
+
+
+def finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe metrics: NaN becomes None."""
+    return {
+        k: (None if isinstance(v, float) and v != v else v)  # noqa: PLR0124 - NaN check
+        for k, v in values.items()
+    }

@@ -1,0 +1,46 @@
+"""Stage 1: sample the round's pairs from the trainable corpus and split them into chunks."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.corpus import service as corpus
+from app.db import session_scope
+from app.quality.pairs import max_pairs, sample_pairs
+from app.quality.voting import chunk_count
+from app.rounds.models import Pair, Round
+from app.timeutil import utcnow
+from workers.stages import NextTasks
+from workers.state import load_round, rounds_advance
+
+
+def prepare(round_id: int) -> NextTasks:
+    """Sample the round's pairs from the trainable corpus, then fan out the voting chunks."""
+    loaded = load_round(round_id, "pending")
+    if loaded is None:
+        return []
+    config, _parent = loaded
+    with session_scope() as db:
+        if not db.scalar(select(func.count()).where(Pair.round_id == round_id)):
+            shas = [image.sha256 for image in corpus.get_trainable(db=db)]
+            n_pairs = min(config.pairs, max_pairs(len(shas)))
+            sampled = sample_pairs(shas, n_pairs, config.holdout_fraction, config.seed)
+            db.add_all(
+                Pair(
+                    round_id=round_id,
+                    idx=i,
+                    chunk=i // config.chunk_size,
+                    image_a=p.a,
+                    image_b=p.b,
+                    holdout=p.holdout,
+                )
+                for i, p in enumerate(sampled)
+            )
+        total = db.scalar(select(func.count()).where(Pair.round_id == round_id)) or 0
+        chunks = chunk_count(total, config.chunk_size)
+        found = db.get(Round, round_id)
+        found.started_at = found.started_at or utcnow()
+        found.progress = {"pairs_total": total, "pairs_voted": 0, "chunks_total": chunks}
+    if not rounds_advance(round_id, "pending", "voting"):
+        return []
+    return [("evoq.rounds.vote_chunk", [round_id, chunk]) for chunk in range(chunks)]

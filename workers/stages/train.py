@@ -1,0 +1,67 @@
+"""Stage 3: GRPO on the voted training pairs into the round's checkpoint folder."""
+
+from __future__ import annotations
+
+import shutil
+
+from app.db import session_scope
+from app.rounds import service as rounds
+from workers.heartbeat import cancel_requested, heartbeat, touch
+from workers.model_cache import release_models
+from workers.stages import NextTasks
+from workers.state import (
+    checkpoint_dir,
+    image_loader,
+    image_paths,
+    load_round,
+    remove_unregistered_checkpoint,
+    rounds_advance,
+    votes,
+)
+
+
+def train(round_id: int) -> NextTasks:
+    """GRPO on the voted training pairs; the checkpoint appears only when complete."""
+    # Imported on use: TRL is heavy and only the GPU workers run this stage.
+    from app.quality.grpo import TrainingCancelled, train_grpo
+
+    loaded = load_round(round_id, "training")
+    if loaded is None:
+        return []
+    config, parent_path = loaded
+    voted = votes(round_id, holdout=False)
+    out_dir = checkpoint_dir(round_id)
+    if out_dir.exists():  # a redelivered task after a crash: nothing registered it, start over
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    release_models()
+
+    def progress(step: int, max_steps: int) -> None:
+        touch(round_id, train_step=step, train_max_steps=max_steps)
+
+    with heartbeat(round_id):
+        try:
+            result = train_grpo(
+                parent_path,
+                voted,
+                image_loader(image_paths({k for v in voted for k in (v.a, v.b)})),
+                config.grpo_config(),
+                out_dir,
+                should_stop=lambda: cancel_requested(round_id),
+                on_progress=progress,
+            )
+        except TrainingCancelled:
+            with session_scope() as db:
+                rounds.finish(db=db, round_id=round_id, status="cancelled", error="cancelled")
+            remove_unregistered_checkpoint(round_id)
+            return []
+    touch(
+        round_id,
+        checkpoint=str(result.checkpoint_dir),
+        digest=result.digest,
+        train={k: v for k, v in result.metrics.items() if k != "per_step"},
+        train_per_step=result.metrics.get("per_step", {}),
+    )
+    if rounds_advance(round_id, "training", "evaluating"):
+        return [("evoq.rounds.evaluate", [round_id])]
+    return []

@@ -1,0 +1,57 @@
+"""Stage 2: the parent model votes one chunk of pairs; the last chunk starts training."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.db import session_scope
+from app.quality.pairs import Pair as ImagePair
+from app.quality.voting import chunk_seed, vote_chunk
+from app.rounds.models import Pair, Round
+from app.timeutil import utcnow
+from workers.heartbeat import heartbeat
+from workers.model_cache import cached_model
+from workers.stages import NextTasks
+from workers.state import image_loader, image_paths, load_round, rounds_advance
+
+
+def vote(round_id: int, chunk: int) -> NextTasks:
+    """Vote one chunk; the counts written are absolute, so a re-run never double-counts."""
+    loaded = load_round(round_id, "voting")
+    if loaded is None:
+        return []
+    config, parent_path = loaded
+    with heartbeat(round_id):
+        with session_scope() as db:
+            rows = db.scalars(
+                select(Pair)
+                .where(Pair.round_id == round_id, Pair.chunk == chunk)
+                .order_by(Pair.idx)
+            ).all()
+            todo = [(p.id, p.image_a, p.image_b, p.holdout) for p in rows if p.voted_at is None]
+        if todo:
+            pairs = [ImagePair(a, b, holdout) for _id, a, b, holdout in todo]
+            load = image_loader(image_paths({k for p in pairs for k in (p.a, p.b)}))
+            results = vote_chunk(
+                cached_model(parent_path),
+                pairs,
+                load,
+                config.vote_config(),
+                chunk_seed(config.seed, chunk),
+            )
+            with session_scope() as db:
+                now = utcnow()
+                for (pair_id, *_), result in zip(todo, results, strict=True):
+                    row = db.get(Pair, pair_id)
+                    row.votes_a, row.votes_b = result.votes_a, result.votes_b
+                    row.invalid, row.p_star, row.voted_at = result.invalid, result.p_star, now
+        with session_scope() as db:
+            voted = db.scalar(
+                select(func.count()).where(Pair.round_id == round_id, Pair.voted_at.is_not(None))
+            )
+            total = db.scalar(select(func.count()).where(Pair.round_id == round_id))
+            found = db.get(Round, round_id)
+            found.progress = {**found.progress, "pairs_voted": voted}
+    if voted == total and rounds_advance(round_id, "voting", "training"):
+        return [("evoq.rounds.train", [round_id])]
+    return []

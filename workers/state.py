@@ -1,0 +1,96 @@
+"""What every stage reads and writes of a round: status, config, checkpoint folder, votes, images."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.corpus.models import Image
+from app.db import session_scope
+from app.quality.images import open_image
+from app.quality.voting import VoteResult
+from app.registry import service as registry
+from app.registry.bootstrap import models_dir
+from app.rounds import service as rounds
+from app.rounds.models import Pair, Round
+from app.rounds.schemas import RoundConfigIn
+from app.settings import get_settings
+
+
+def checkpoint_dir(round_id: int) -> Path:
+    """Where a round's candidate checkpoint is written (complete or absent, never partial)."""
+    return models_dir(get_settings()) / "rounds" / f"round-{round_id}"
+
+
+def load_round(round_id: int, expected: str) -> tuple[RoundConfigIn, str] | None:
+    """The round's config and parent checkpoint when it is in `expected` status and not
+    cancelled; None otherwise (the task is stale or the round was stopped)."""
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        if found is None or found.status != expected:
+            return None
+        if found.cancel_requested:
+            rounds.finish(db=db, round_id=round_id, status="cancelled", error="cancelled")
+            return None
+        parent = registry.get_or_raise(db=db, version_id=found.parent_version_id)
+        return RoundConfigIn.model_validate(found.config), parent.checkpoint_path
+
+
+def rounds_advance(round_id: int, expected: str, new: str) -> bool:
+    """Compare-and-set a round's status in its own transaction."""
+    with session_scope() as db:
+        return rounds.advance(db=db, round_id=round_id, expected=expected, new=new)
+
+
+def fail(round_id: int, error: str) -> None:
+    """Fail a running round with `error` and drop its unregistered checkpoint."""
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        if found is not None and found.running_lock is not None:
+            rounds.finish(db=db, round_id=round_id, status="failed", error=error)
+    remove_unregistered_checkpoint(round_id)
+
+
+def remove_unregistered_checkpoint(round_id: int) -> None:
+    """Delete the round's checkpoint folder unless a model version points at it."""
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        registered = found is not None and found.candidate_version_id is not None
+    folder = checkpoint_dir(round_id)
+    if not registered and folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def image_loader(db_paths: dict[str, str]) -> Callable[[str], Any]:
+    """A loader from sha256 to an RGB image, for the shas in `db_paths`."""
+
+    def load(sha256: str) -> Any:
+        with open_image(db_paths[sha256]) as img:
+            return img.convert("RGB") if img.mode != "RGB" else img.copy()
+
+    return load
+
+
+def image_paths(shas: set[str]) -> dict[str, str]:
+    """The stored path of each corpus image in `shas`."""
+    with session_scope() as db:
+        rows = db.execute(select(Image.sha256, Image.path).where(Image.sha256.in_(shas))).all()
+    return dict(rows)
+
+
+def votes(round_id: int, *, holdout: bool) -> list[VoteResult]:
+    """The round's voted pairs of the training (or holdout) split."""
+    with session_scope() as db:
+        rows = db.scalars(
+            select(Pair).where(
+                Pair.round_id == round_id, Pair.holdout.is_(holdout), Pair.voted_at.is_not(None)
+            )
+        ).all()
+        return [
+            VoteResult(p.image_a, p.image_b, p.votes_a, p.votes_b, p.invalid, p.p_star, p.holdout)
+            for p in rows
+        ]
