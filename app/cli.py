@@ -53,7 +53,7 @@ def make_tiny_model(
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
     """Write a tiny random-weight Qwen2.5-VL folder that loads like a real checkpoint."""
-    from app.quality.tiny import build_tiny_model
+    from app.demo.tiny import build_tiny_model
 
     typer.echo(str(build_tiny_model(path, vocab=vocab, seed=seed)))
 
@@ -71,7 +71,7 @@ def make_synthetic(
     ),
 ) -> None:
     """Write the synthetic labelled benchmark (MOS = 5 - distortion level; splits share no source)."""
-    from app.quality.synthetic import SPLITS, SyntheticConfig, write_synthetic
+    from app.demo.synthetic import SPLITS, SyntheticConfig, write_synthetic
 
     numbers = [int(c) for c in counts.split(",")]
     if len(numbers) != len(SPLITS):
@@ -103,7 +103,7 @@ def demo(
     from dataclasses import asdict
     from pathlib import Path
 
-    from app.quality.demo import DemoConfig, format_table, plot_rows, run_demo
+    from app.demo.demo import DemoConfig, format_table, plot_rows, run_demo
 
     config = DemoConfig(seed=seed, rounds=rounds, beta=beta)
     base_dir = resolve_model_option(base) if base else None

@@ -40,8 +40,8 @@ def register_second_version(data_dir: Path) -> int:
     """Build another tiny checkpoint and register it (as a round's candidate would be)."""
     os.environ["EVOQ_DATA_DIR"] = str(data_dir)
     from app.db import session_scope
+    from app.demo.tiny import build_tiny_model
     from app.quality.checkpoint import weights_digest
-    from app.quality.tiny import build_tiny_model
     from app.registry import service
 
     folder = build_tiny_model(data_dir / "models" / "bench-second", seed=7)

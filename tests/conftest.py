@@ -15,7 +15,7 @@ torch.set_num_threads(1)  # 2-core CI: torch's default thread count stalls share
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A random-weight tiny Qwen2.5-VL folder (small vocabulary, seed 0)."""
-    from app.quality.tiny import build_tiny_model
+    from app.demo.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", vocab="small", seed=0)
 
@@ -23,6 +23,6 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_answering_model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model after a short format prior: answers one digit that depends on brightness."""
-    from app.quality.answer_prior import teach_answer_format
+    from app.demo.answer_prior import teach_answer_format
 
     return teach_answer_format(tiny_model_dir, tmp_path_factory.mktemp("models") / "answering")

@@ -7,18 +7,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from app.quality.demo_bundle import build_or_unpack
-from app.quality.tiny import build_tiny_model
+from app.demo.demo_bundle import build_or_unpack
+from app.demo.tiny import build_tiny_model
 
 PREFIX = "builtin:"
 Builder = Callable[[Path], object]  # writes a complete model folder at the given path
 
 
 def _demo_builder(function: str) -> Builder:
-    """A builder from app.quality.demo, imported on use (it pulls in TRL and the round code)."""
+    """A builder from app.demo.demo, imported on use (it pulls in TRL and the round code)."""
 
     def build(path: Path) -> object:
-        from app.quality import demo
+        from app.demo import demo
 
         return getattr(demo, function)(path)
 

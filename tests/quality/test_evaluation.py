@@ -9,9 +9,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.demo.synthetic import SyntheticConfig, write_synthetic
 from app.quality.evaluation import evaluate, format_report, read_labels, scatter_plot
 from app.quality.model import load_model
-from app.quality.synthetic import SyntheticConfig, write_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
+from app.demo.tiny import build_tiny_model
 from app.quality.model import load_model
 from app.quality.sampling import SamplingParams, sample_continuations
-from app.quality.tiny import build_tiny_model
 
 
 def _images(seed: int, sizes) -> list[Image.Image]:

@@ -24,16 +24,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from app.demo.answer_prior import supervised_batch
+from app.demo.synthetic import SyntheticConfig, SyntheticImage, generate, write_synthetic
+from app.demo.tiny import build_tiny_model
 from app.quality import metrics
-from app.quality.answer_prior import supervised_batch
 from app.quality.checkpoint import write_atomically
 from app.quality.evaluation import save_figure
 from app.quality.evolution import RoundConfig, run_round
 from app.quality.grpo import GRPORoundConfig
 from app.quality.model import QualityModel, copy_prompt_marker, load_model
 from app.quality.pairs import sample_pairs
-from app.quality.synthetic import SyntheticConfig, SyntheticImage, generate, write_synthetic
-from app.quality.tiny import build_tiny_model
 from app.quality.voting import VoteConfig, VoteResult, vote_all
 
 __all__ = [

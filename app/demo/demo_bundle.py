@@ -3,8 +3,8 @@
 `builtin:demo-evolved` takes about 9 minutes to build on 2 CPU cores (prior, two rounds of
 voting and GRPO). The package ships the folder `evoq demo` builds with seed 0 as a tar.gz:
 unpacking it is the first-use path, and building from scratch (with progress bars) is the
-fallback when the archive is absent. `tests/quality/test_demo.py` rebuilds it in CI, and
-`pack` regenerates the archive: `python -m app.quality.demo_bundle FOLDER`.
+fallback when the archive is absent. `tests/demo/test_demo.py` rebuilds it in CI, and
+`pack` regenerates the archive: `python -m app.demo.demo_bundle FOLDER`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def build_or_unpack(path: Path) -> Path:
     """The builtin:demo-evolved builder: unpack the shipped model, else build it (~9 minutes)."""
     if available():
         return unpack(Path(path))
-    from app.quality.demo import build_demo_evolved
+    from app.demo.demo import build_demo_evolved
 
     return build_demo_evolved(path)
 

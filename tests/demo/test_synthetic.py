@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from app.quality.synthetic import (
+from app.demo.synthetic import (
     LEVELS,
     SPLITS,
     SyntheticConfig,

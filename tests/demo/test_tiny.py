@@ -3,9 +3,9 @@ import json
 import pytest
 from transformers import AutoModelForImageTextToText
 
+from app.demo.tiny import SPECIAL_TOKENS, build_tiny_model, build_tokenizer
 from app.quality.builtins import register_builtin, resolve_model_source
 from app.quality.model import load_model
-from app.quality.tiny import SPECIAL_TOKENS, build_tiny_model, build_tokenizer
 
 
 def test_tiny_model_loads_like_a_real_checkpoint(tiny_model_dir):

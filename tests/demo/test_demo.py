@@ -8,8 +8,7 @@ import math
 import pytest
 from PIL import Image
 
-from app.quality.builtins import builtin_names
-from app.quality.demo import (
+from app.demo.demo import (
     COLUMNS,
     DemoConfig,
     RoundRow,
@@ -18,6 +17,7 @@ from app.quality.demo import (
     plot_rows,
     pseudo_label_accuracy,
 )
+from app.quality.builtins import builtin_names
 from app.quality.model import load_model
 from app.quality.voting import VoteResult
 

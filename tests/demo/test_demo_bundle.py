@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app.quality import demo_bundle
+from app.demo import demo_bundle
+from app.demo.demo import DemoConfig, _level_pairs, measure
+from app.demo.synthetic import generate
 from app.quality.builtins import resolve_model_source
-from app.quality.demo import DemoConfig, _level_pairs, measure
 from app.quality.model import load_model
-from app.quality.synthetic import generate
 
 pytestmark = pytest.mark.skipif(not demo_bundle.available(), reason="no shipped archive")
 
