@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.corpus.limits import FormatSet, upload_setting
+from app.settings_types import FormatSet, upload_setting
 
 
 class Settings(BaseSettings):
