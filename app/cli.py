@@ -121,7 +121,7 @@ def demo(
 def resolve_model_option(model: str | None) -> str:
     """A --model/--base option as a loadable source: a registry version (`3` or `v3`), a folder,
     hub id or builtin:<name> (built into the data directory); None: the configured base model."""
-    from app.quality.builtins import resolve_model_source
+    from app.model_sources import resolve_model_source
     from app.registry.bootstrap import models_dir
     from app.settings import get_settings
 
@@ -151,9 +151,9 @@ def evaluate(
     plot: str = typer.Option("eval-scatter.png", help="Where to write the scatter plot (PNG)."),
 ) -> None:
     """Score a labelled set and print n, SRCC, PLCC (raw, logistic) and KRCC; plot a scatter."""
+    from app.model_sources import load_model
     from app.quality.evaluation import evaluate as run_eval
     from app.quality.evaluation import format_report, read_labels, scatter_plot
-    from app.quality.model import load_model
 
     if mode not in ("fast", "sampled"):
         raise typer.BadParameter("mode must be fast or sampled")

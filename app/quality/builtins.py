@@ -1,4 +1,9 @@
-"""Named models built on first use ("builtin:tiny"), cached in a data folder."""
+"""Named models built on first use ("builtin:<name>"), cached in a data folder.
+
+A registry: app/quality knows no names itself; packages above it register their builders
+(app/demo registers tiny, demo and demo-evolved; app/model_sources.py loads it for the entry
+points), so loading a real checkpoint never imports the demo.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from app.demo.demo_bundle import build_or_unpack
-from app.demo.tiny import build_tiny_model
-
 PREFIX = "builtin:"
 Builder = Callable[[Path], object]  # writes a complete model folder at the given path
 
-
-def _demo_builder(function: str) -> Builder:
-    """A builder from app.demo.demo, imported on use (it pulls in TRL and the round code)."""
-
-    def build(path: Path) -> object:
-        from app.demo import demo
-
-        return getattr(demo, function)(path)
-
-    return build
-
-
-_BUILDERS: dict[str, Builder] = {
-    "tiny": lambda path: build_tiny_model(path, vocab="small", seed=0),
-    # The offline demo (issue 7): tiny model + weak prior, and the same after evolution rounds.
-    "demo": _demo_builder("build_demo_base"),
-    "demo-evolved": lambda path: build_or_unpack(path),
-}
+_BUILDERS: dict[str, Builder] = {}
 
 
 def register_builtin(name: str, builder: Builder) -> None:

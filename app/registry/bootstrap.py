@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
-from app.quality.builtins import resolve_model_source
+from app.model_sources import resolve_model_source
 from app.quality.checkpoint import weights_digest
 from app.registry import service
 from app.settings import Settings

@@ -10,7 +10,8 @@ import time
 from fastapi import FastAPI
 
 from app.db import session_scope
-from app.quality.model import QualityModel, load_model
+from app.model_sources import load_model
+from app.quality.model import QualityModel
 from app.registry import service as registry
 from app.registry.bootstrap import ensure_base_registered, models_dir
 from app.scoring.serving import ModelSlot, Scorer

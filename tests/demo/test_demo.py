@@ -17,7 +17,7 @@ from app.demo.demo import (
     plot_rows,
     pseudo_label_accuracy,
 )
-from app.quality.builtins import builtin_names
+from app.model_sources import builtin_names
 from app.quality.model import load_model
 from app.quality.voting import VoteResult
 

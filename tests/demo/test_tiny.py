@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoModelForImageTextToText
 
 from app.demo.tiny import SPECIAL_TOKENS, build_tiny_model, build_tokenizer
-from app.quality.builtins import register_builtin, resolve_model_source
+from app.model_sources import register_builtin, resolve_model_source
 from app.quality.model import load_model
 
 

@@ -1,0 +1,26 @@
+"""The demo's named models, registered into app.quality's builtin registry on import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.demo.demo_bundle import build_or_unpack
+from app.demo.tiny import build_tiny_model
+from app.quality.builtins import Builder, register_builtin
+
+
+def _demo_builder(function: str) -> Builder:
+    """A builder from app.demo.demo, imported on use (it pulls in TRL and the round code)."""
+
+    def build(path: Path) -> object:
+        from app.demo import demo
+
+        return getattr(demo, function)(path)
+
+    return build
+
+
+register_builtin("tiny", lambda path: build_tiny_model(path, vocab="small", seed=0))
+# The offline demo (issue 7): tiny model + weak prior, and the same after evolution rounds.
+register_builtin("demo", _demo_builder("build_demo_base"))
+register_builtin("demo-evolved", lambda path: build_or_unpack(path))
