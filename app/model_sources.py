@@ -6,6 +6,6 @@ from __future__ import annotations
 
 import app.demo.builtins  # noqa: F401 - registers builtin:tiny, builtin:demo, builtin:demo-evolved
 from app.quality.builtins import builtin_names, register_builtin, resolve_model_source
-from app.quality.model import load_model
+from app.quality.loading import load_model
 
 __all__ = ["builtin_names", "load_model", "register_builtin", "resolve_model_source"]

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.corpus.limits import UploadLimits  # noqa: E402
 from app.corpus.uploads import UploadedFile  # noqa: E402
-from app.quality.model import load_model  # noqa: E402
+from app.quality.loading import load_model  # noqa: E402
 from app.scoring.service import validate_all  # noqa: E402
 from tests.badinputs import image_bytes  # noqa: E402
 from tests.support.services import base_env, evoq_argv, free_port, start_process, stop, wait_http  # noqa: E402

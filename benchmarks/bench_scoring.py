@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app.demo.tiny import build_tiny_model  # noqa: E402
-from app.quality.model import load_model  # noqa: E402
+from app.quality.loading import load_model  # noqa: E402
 
 
 def _images(count: int, seed: int) -> list[Image.Image]:

@@ -20,7 +20,8 @@ from PIL import Image  # noqa: E402
 
 from app.demo.answer_prior import teach_answer_format  # noqa: E402
 from app.demo.tiny import build_tiny_model  # noqa: E402
-from app.quality.model import QualityModel, load_model  # noqa: E402
+from app.quality.loading import load_model  # noqa: E402
+from app.quality.model import QualityModel  # noqa: E402
 
 
 def _pairs(count: int, seed: int) -> list[tuple[Image.Image, Image.Image]]:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.quality.model import QualityModel, load_model
+from app.quality.loading import load_model
+from app.quality.model import QualityModel
 
 
 @dataclass

@@ -32,7 +32,8 @@ from app.quality.checkpoint import write_atomically
 from app.quality.evaluation import save_figure
 from app.quality.evolution import RoundConfig, run_round
 from app.quality.grpo import GRPORoundConfig
-from app.quality.model import QualityModel, copy_prompt_marker, load_model
+from app.quality.loading import copy_prompt_marker, load_model
+from app.quality.model import QualityModel
 from app.quality.pairs import sample_pairs
 from app.quality.voting import VoteConfig, VoteResult, vote_all
 

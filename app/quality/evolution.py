@@ -21,8 +21,9 @@ from scipy.special import ndtr
 from app.quality.checkpoint import weights_digest
 from app.quality.grpo import GRPORoundConfig, TrainingCancelled, train_grpo, training_pairs
 from app.quality.images import prepare_image
+from app.quality.loading import load_model
 from app.quality.metrics import pairwise_accuracy
-from app.quality.model import QualityModel, load_model
+from app.quality.model import QualityModel
 from app.quality.pairs import sample_pairs
 from app.quality.reward import GAMMA
 from app.quality.voting import VoteConfig, VoteResult, chunk_count, iter_chunks

@@ -24,7 +24,8 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
 from app.quality import prompts
 from app.quality.checkpoint import write_atomically
-from app.quality.model import MAX_NEW_TOKENS, copy_prompt_marker, reasoning_default
+from app.quality.loading import copy_prompt_marker, reasoning_default
+from app.quality.model import MAX_NEW_TOKENS
 from app.quality.processor import load_processor
 from app.quality.reward import GAMMA, FidelityReward, format_reward
 from app.quality.voting import VoteResult

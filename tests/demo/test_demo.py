@@ -18,7 +18,7 @@ from app.demo.demo import (
     pseudo_label_accuracy,
 )
 from app.model_sources import builtin_names
-from app.quality.model import load_model
+from app.quality.loading import load_model
 from app.quality.voting import VoteResult
 
 

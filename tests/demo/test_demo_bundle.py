@@ -11,7 +11,7 @@ from app.demo import demo_bundle
 from app.demo.demo import DemoConfig, _level_pairs, measure
 from app.demo.synthetic import generate
 from app.model_sources import resolve_model_source
-from app.quality.model import load_model
+from app.quality.loading import load_model
 
 pytestmark = pytest.mark.skipif(not demo_bundle.available(), reason="no shipped archive")
 

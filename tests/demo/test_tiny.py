@@ -5,7 +5,7 @@ from transformers import AutoModelForImageTextToText
 
 from app.demo.tiny import SPECIAL_TOKENS, build_tiny_model, build_tokenizer
 from app.model_sources import register_builtin, resolve_model_source
-from app.quality.model import load_model
+from app.quality.loading import load_model
 
 
 def test_tiny_model_loads_like_a_real_checkpoint(tiny_model_dir):

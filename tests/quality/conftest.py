@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.quality.model import load_model
+from app.quality.loading import load_model
 
 
 @pytest.fixture(scope="module")

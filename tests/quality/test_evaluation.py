@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.demo.synthetic import SyntheticConfig, write_synthetic
 from app.quality.evaluation import evaluate, format_report, read_labels, scatter_plot
-from app.quality.model import load_model
+from app.quality.loading import load_model
 
 
 @pytest.fixture(scope="module")

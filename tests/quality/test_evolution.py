@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from app.quality.checkpoint import weights_digest
 from app.quality.evolution import RoundConfig, run_round
 from app.quality.grpo import GRPORoundConfig, TrainingCancelled
-from app.quality.model import load_model
+from app.quality.loading import load_model
 from app.quality.voting import VoteConfig
 
 

@@ -12,7 +12,7 @@ from app.quality.grpo import (
     train_grpo,
     training_pairs,
 )
-from app.quality.model import reasoning_default
+from app.quality.loading import reasoning_default
 from app.quality.voting import VoteResult
 
 

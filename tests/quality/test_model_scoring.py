@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from app.demo.tiny import build_tiny_model
-from app.quality.model import load_model
+from app.quality.loading import load_model
 from app.quality.sampling import SamplingParams, sample_continuations
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.quality.model import load_model
+from app.quality.loading import load_model
 from app.quality.pairs import sample_pairs
 from app.quality.voting import (
     VoteConfig,
