@@ -1,33 +1,33 @@
 """Online stage: GRPO with the fidelity reward on voted pairs (TRL GRPOTrainer, score prompt).
 
-Each training pair becomes two adjacent dataset rows (image a, image b) that share a pair id and
-p*; the dataset is shuffled at pair level here, TRL's own shuffling is off, and every generation
-batch holds whole pairs, so both images of a pair reach the same reward call.
+The round config and the pair dataset live in app/quality/grpo_dataset.py (re-exported here);
+this module runs the trainer and writes the checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import random
 import shutil
 import tempfile
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
-from app.quality import prompts
 from app.quality.checkpoint import write_atomically
-from app.quality.loading import copy_prompt_marker, reasoning_default
-from app.quality.model import MAX_NEW_TOKENS
+from app.quality.grpo_dataset import (
+    GRPORoundConfig,
+    build_pair_dataset,
+    resolve_prompting,
+    training_pairs,
+)
+from app.quality.loading import copy_prompt_marker
 from app.quality.processor import load_processor
-from app.quality.reward import GAMMA, FidelityReward, format_reward
+from app.quality.reward import FidelityReward, format_reward
 from app.quality.voting import VoteResult
 
 __all__ = [
@@ -42,63 +42,6 @@ __all__ = [
 
 
 @dataclass
-class GRPORoundConfig:
-    """GRPO settings; defaults are the paper's, a caller shrinks them explicitly (e.g. for CPU)."""
-
-    num_generations: int = field(default=32, metadata={"help": "Samples per image G (paper: 32)."})
-    learning_rate: float = field(default=3e-7, metadata={"help": "AdamW lr, linear decay (paper)."})
-    beta: float = field(
-        default=0.05, metadata={"help": "k3 KL penalty to the round's start (paper)."}
-    )
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of rollouts."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of rollouts (1 = off)."})
-    top_k: int = field(default=0, metadata={"help": "Top-k sampling of rollouts (0 = off)."})
-    pairs_per_step: int = field(
-        default=32, metadata={"help": "Pairs per optimizer step (paper: 4 per GPU x 8 GPUs)."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Micro-batches per step; 2*pairs_per_step must divide by it."}
-    )
-    max_steps: int | None = field(
-        default=None, metadata={"help": "Optimizer steps; None = one pass over the training pairs."}
-    )
-    max_completion_length: int | None = field(
-        default=None,
-        metadata={
-            "help": "Tokens per scoring response; None = the model's default for the prompt."
-        },
-    )
-    reasoning: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Score prompt with the <think>/\\boxed{} instruction (paper); None = the "
-            "model's default (on for real models, off for tiny test models)."
-        },
-    )
-    format_reward_weight: float = field(
-        default=0.0, metadata={"help": "Weight of a 0/1 parsable-score reward; 0 = off (paper)."}
-    )
-    loss_type: str = field(
-        default="grpo", metadata={"help": "TRL loss aggregation; 'grpo' = the paper's objective."}
-    )
-    gamma: float = field(default=GAMMA, metadata={"help": "Eq. 2's variance floor."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
-    seed: int = field(default=0, metadata={"help": "Seeds pair order, sampling and init."})
-    device: Literal["auto", "cpu", "cuda"] = field(
-        default="auto", metadata={"help": "'auto' = CUDA when available (bf16), else CPU (fp32)."}
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for memory on large models (GPU)."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError("num_generations must be >= 2 (GRPO needs a group)")
-        if (2 * self.pairs_per_step) % self.gradient_accumulation_steps:
-            raise ValueError("2 * pairs_per_step must be divisible by gradient_accumulation_steps")
-
-
-@dataclass
 class TrainResult:
     """A written checkpoint, its weights digest and the training metrics."""
 
@@ -109,66 +52,6 @@ class TrainResult:
 
 class TrainingCancelled(RuntimeError):
     """Raised when `should_stop` asked training to stop; no checkpoint was written."""
-
-
-def training_pairs(votes: Sequence[VoteResult]) -> list[VoteResult]:
-    """The voted pairs GRPO may use: not holdout and with a label."""
-    return [v for v in votes if not v.holdout and v.p_star is not None]
-
-
-def _pair_schedule(pairs: Sequence[VoteResult], config: GRPORoundConfig) -> list[VoteResult]:
-    """Pairs in training order: shuffled with the seed, cycled to fill max_steps, whole steps only."""
-    order = list(pairs)
-    random.Random(config.seed).shuffle(order)
-    per_step = config.pairs_per_step
-    n_steps = len(order) // per_step if config.max_steps is None else config.max_steps
-    if not order:
-        raise ValueError("no usable training pairs: every pair is holdout, unlabelled or filtered")
-    if n_steps < 1:
-        raise ValueError(f"{len(order)} training pairs cannot fill one step of {per_step} pairs")
-    needed = n_steps * per_step
-    return [order[k % len(order)] for k in range(needed)]
-
-
-def resolve_prompting(config: GRPORoundConfig, model_dir: str | Path) -> GRPORoundConfig:
-    """The config with reasoning and completion length filled in from the model's defaults."""
-    reasoning = reasoning_default(str(model_dir)) if config.reasoning is None else config.reasoning
-    length = config.max_completion_length or MAX_NEW_TOKENS[("score", reasoning)]
-    return dataclasses.replace(config, reasoning=reasoning, max_completion_length=length)
-
-
-def build_pair_dataset(
-    pairs: Sequence[VoteResult],
-    load_image: Callable[[Hashable], Any],
-    config: GRPORoundConfig,
-) -> Dataset:
-    """Rows (prompt, image, image_id, pair_id, position, p_star), partners adjacent, step order.
-
-    Images are loaded when a row is read, not stored: a paper-sized round (~40k images) would
-    not fit in memory. A small cache absorbs TRL reading each row once per generation.
-    """
-    messages = prompts.score_messages(bool(config.reasoning))
-    keys: dict[str, Hashable] = {}
-    rows = []
-    for pair_id, vote in enumerate(_pair_schedule(pairs, config)):
-        for position, key in ((0, vote.a), (1, vote.b)):
-            keys[str(key)] = key
-            rows.append(
-                {
-                    "prompt": messages,
-                    "image_id": str(key),
-                    "pair_id": pair_id,
-                    "position": position,
-                    "p_star": float(vote.p_star),
-                }
-            )
-    cached = functools.lru_cache(maxsize=4 * config.pairs_per_step)(load_image)
-
-    def attach_images(batch: dict[str, list]) -> dict[str, list]:
-        batch["image"] = [cached(keys[name]) for name in batch["image_id"]]
-        return batch
-
-    return Dataset.from_list(rows).with_transform(attach_images)
 
 
 class _Control(TrainerCallback):
