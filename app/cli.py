@@ -139,29 +139,221 @@ def resolve_model_option(model: str | None) -> str:
     return resolve_model_source(model or settings.base_model, models_dir(settings))
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _model_help() -> str:
+    from app.settings import Settings
+
+    default = Settings.model_fields["base_model"].default
+    return (
+        "Registry version (3 or v3), model folder, hub id or builtin:<name> "
+        f"(default: EVOQ_BASE_MODEL, which is {default} unless set)."
+    )
+
+
+def load_model_option(model: str | None) -> tuple[object, str]:
+    """Load the model a --model option names, with a notice before a builtin is built and a
+    clear error (typer.Exit) for an unknown builtin or a missing folder. Returns (model, name)."""
+    from app.model_sources import load_model  # registers the builtin names first
+    from app.quality.builtins import pending_build
+    from app.registry.bootstrap import models_dir
+    from app.settings import get_settings
+
+    settings = get_settings()
+    name = model or settings.base_model
+    notice = pending_build(name, models_dir(settings))
+    if notice:
+        typer.echo(f"note: {notice}", err=True)
+    try:
+        source = resolve_model_option(name)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    if not Path(source).is_dir() and (
+        Path(source).is_absolute() or source.startswith(".") or source.count("/") != 1
+    ):
+        raise _fail(f"model folder not found: {source}")
+    try:
+        loaded = load_model(source, device=settings.device, max_pixels=settings.max_pixels)
+    except (OSError, ValueError) as exc:
+        hint = "" if Path(source).is_dir() else " (not a local folder; tried it as a hub id)"
+        raise _fail(f"cannot load model {name}{hint}: {exc}") from exc
+    return loaded, name
+
+
 @app.command("eval")
 def evaluate(
     images: str = typer.Option(..., help="Folder holding the images named in the CSV."),
     labels: str = typer.Option(..., help="CSV with columns filename,mos (higher = better)."),
-    model: str | None = typer.Option(
-        None, help="Registry version (3 or v3), model folder or builtin:<name> (default: base)."
-    ),
+    model: str | None = typer.Option(None, help=_model_help()),
     mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of n samples)."),
-    samples: int = typer.Option(8, help="Samples per image in sampled mode."),
+    samples: int = typer.Option(8, min=1, help="Samples per image in sampled mode."),
     plot: str = typer.Option("eval-scatter.png", help="Where to write the scatter plot (PNG)."),
+    out: str | None = typer.Option(
+        None, help="Per-image results (filename, mos, score, std): a .csv or .jsonl file."
+    ),
+    limit: int | None = typer.Option(
+        None, min=1, help="Score only this many rows, drawn at random with --seed."
+    ),
+    seed: int = typer.Option(0, help="Seeds --limit's draw and the sampled scores."),
+    batch_size: int = typer.Option(16, min=1, help="Images read and scored at a time."),
 ) -> None:
     """Score a labelled set and print n, SRCC, PLCC (raw, logistic) and KRCC; plot a scatter."""
-    from app.model_sources import load_model
+    from tqdm import tqdm
+
+    from tqdm import tqdm
+
     from app.quality.evaluation import evaluate as run_eval
-    from app.quality.evaluation import format_report, read_labels, scatter_plot
+    from app.quality.evaluation import (
+        format_report,
+        per_image_rows,
+        read_labels,
+        scatter_plot,
+        subset,
+    )
+    from app.records import check_suffix, write_records
 
     if mode not in ("fast", "sampled"):
-        raise typer.BadParameter("mode must be fast or sampled")
-    rows, skipped = read_labels(labels, images)
-    source = resolve_model_option(model)
-    report = run_eval(load_model(source), rows, mode=mode, n=samples, skipped=skipped)
+        raise _fail("--mode must be fast or sampled")
+    if not Path(images).is_dir():
+        raise _fail(f"images folder not found: {images}")
+    try:
+        out_path = check_suffix(out) if out else None
+        rows, skipped = read_labels(labels, images)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    rows = subset(rows, limit, seed)
+    if not rows:
+        raise _fail(f"{labels} lists no usable row")
+    loaded, name = load_model_option(model)
+    with tqdm(total=len(rows), desc="scoring", unit="img") as bar:
+        report = run_eval(
+            loaded,
+            rows,
+            mode=mode,
+            n=samples,
+            seed=seed,
+            batch_size=batch_size,
+            skipped=skipped,
+            on_progress=bar.update,
+        )
     typer.echo(format_report(report))
-    typer.echo(f"plot: {scatter_plot(report, plot, title=source)}")
+    if out_path:
+        typer.echo(
+            f"per-image: {write_records(out_path, per_image_rows(report), ('filename', 'mos', 'score', 'std'))}"
+        )
+    if report.n < 2:
+        raise _fail(f"only {report.n} image(s) could be scored; no correlation to report", 1)
+    dataset = Path(labels).resolve().parent.name or Path(images).resolve().name
+    title = f"{name} on {dataset} ({Path(labels).name})"
+    typer.echo(f"plot: {scatter_plot(report, plot, title=title)}")
+
+
+def _default_server() -> str:
+    from app.settings import Settings
+
+    fields = Settings.model_fields
+    return f"http://{fields['host'].default}:{fields['port'].default}"
+
+
+@app.command()
+def score(
+    paths: list[str] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    server: str | None = typer.Option(
+        None, help="Score through this running server (e.g. http://127.0.0.1:8000)."
+    ),
+    model: str | None = typer.Option(
+        None, help="Score in this process, no server: " + _model_help()
+    ),
+    mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of samples)."),
+    samples: int = typer.Option(8, min=1, max=64, help="Samples per image in sampled mode."),
+    out: str | None = typer.Option(
+        None, help="Write filename,sha256,score,std,version to a .csv or .jsonl file."
+    ),
+    seed: int = typer.Option(0, help="Seed of sampled scores (local model only)."),
+    batch_size: int = typer.Option(16, min=1, help="Images per request / model call."),
+) -> None:
+    """Score image files and folders, through a server (--server) or a local model (--model;
+    neither: the configured base model, locally). Unreadable files are skipped with the reason."""
+    from tqdm import tqdm
+
+    from app.client import ApiError, Client
+    from app.records import check_suffix, write_records
+    from app.score_files import COLUMNS, find_images, score_locally, score_with_server
+
+    if server and model:
+        raise _fail("give --server or --model, not both")
+    if mode not in ("fast", "sampled"):
+        raise _fail("--mode must be fast or sampled")
+    try:
+        out_path = check_suffix(out) if out else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    files, missing = find_images(paths)
+    if not files:
+        raise _fail("no image files found in " + ", ".join(paths))
+    with tqdm(total=len(files), desc="scoring", unit="img") as bar:
+        if server:
+            with Client(server) as api:
+                try:
+                    outcome = score_with_server(
+                        api, files, mode=mode, samples=samples, batch_size=batch_size,
+                        on_progress=bar.update,
+                    )  # fmt: skip
+                except ApiError as exc:
+                    raise _fail(f"{exc.code} ({exc.status}): {exc.detail}", 1) from exc
+        else:
+            loaded, name = load_model_option(model)
+            outcome = score_locally(
+                loaded, name, files, mode=mode, samples=samples, seed=seed,
+                batch_size=batch_size, on_progress=bar.update,
+            )  # fmt: skip
+    outcome.skipped[:0] = missing
+    for row in outcome.rows:
+        score_text = "-" if row.score is None else f"{row.score:.3f}"
+        typer.echo(f"{row.filename}\t{score_text}\t{row.std:.3f}\tv{row.version}")
+    for name, reason in outcome.skipped:
+        typer.echo(f"skipped {name}: {reason}", err=True)
+    if out_path:
+        typer.echo(f"results: {write_records(out_path, outcome.records(), COLUMNS)}")
+    if not outcome.rows:
+        raise _fail("no image could be scored", 1)
+
+
+@app.command()
+def upload(
+    folder: list[str] = typer.Argument(..., help="Folders, image files and .zip archives."),
+    server: str = typer.Option(_default_server(), help="URL of the running server."),
+    train_opt_out: bool = typer.Option(False, help="Store the images but never train on them."),
+) -> None:
+    """Send images to the corpus, in as many requests as the server's upload limits need."""
+    from tqdm import tqdm
+
+    from app.client import ApiError, Client, image_files
+
+    for item in folder:
+        if not Path(item).exists():
+            raise _fail(f"no such file or folder: {item}")
+    total = sum(1 for _ in image_files(folder))
+    if not total:
+        raise _fail("no image or .zip files found in " + ", ".join(folder))
+    with Client(server) as api, tqdm(total=total, desc="uploading", unit="file") as bar:
+        try:
+            result = api.upload(
+                folder, train_opt_out=train_opt_out, on_batch=lambda n, _r: bar.update(n)
+            )
+        except ApiError as exc:
+            raise _fail(f"{exc.code} ({exc.status}): {exc.detail}", 1) from exc
+    for item in result.results:
+        if item.status == "rejected":
+            typer.echo(f"rejected {item.filename}: {item.reason}: {item.detail}", err=True)
+    typer.echo(
+        f"stored {result.stored}, duplicates {result.duplicates}, rejected {result.rejected}"
+    )
+    if result.rejected and not (result.stored or result.duplicates):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -82,6 +82,12 @@ def corpus_stats(db: Session = Depends(get_db)) -> CorpusStats:
     return service.stats(db=db)
 
 
+@router.get("/limits", response_model=UploadLimits, summary="Upload limits of this server")
+async def upload_limits(limits: UploadLimits = Depends(get_limits)) -> UploadLimits:
+    """What one upload request may hold (clients split large uploads by these)."""
+    return limits
+
+
 @router.get("/images", response_model=ImagePage, summary="List corpus images, newest first")
 def list_images(
     offset: int = Query(0, ge=0),

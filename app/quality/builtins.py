@@ -16,16 +16,31 @@ PREFIX = "builtin:"
 Builder = Callable[[Path], object]  # writes a complete model folder at the given path
 
 _BUILDERS: dict[str, Builder] = {}
+# How long a first use takes, printed before a build starts.
+_BUILD_NOTES: dict[str, str] = {}
 
 
-def register_builtin(name: str, builder: Builder) -> None:
-    """Make "builtin:<name>" resolvable; the builder writes a model folder at a given path."""
+def register_builtin(name: str, builder: Builder, build_note: str = "") -> None:
+    """Make "builtin:<name>" resolvable; the builder writes a model folder at a given path.
+    `build_note` says what a first build costs (shown before it starts)."""
     _BUILDERS[name] = builder
+    _BUILD_NOTES[name] = build_note
 
 
 def builtin_names() -> list[str]:
     """Names that "builtin:<name>" accepts."""
     return sorted(_BUILDERS)
+
+
+def pending_build(source: str, cache_dir: Path | str) -> str | None:
+    """A notice when `source` is a builtin not yet built in cache_dir (None otherwise)."""
+    if not source.startswith(PREFIX):
+        return None
+    name = source[len(PREFIX) :]
+    if name not in _BUILDERS or (Path(cache_dir) / name / "config.json").is_file():
+        return None
+    note = f" ({_BUILD_NOTES[name]})" if _BUILD_NOTES.get(name) else ""
+    return f"{source} is not built yet; building it once into {Path(cache_dir) / name}{note}"
 
 
 def resolve_model_source(source: str, cache_dir: Path | str) -> str:

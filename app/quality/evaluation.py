@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +22,10 @@ __all__ = [
     "LabelledImage",
     "evaluate",
     "format_report",
+    "per_image_rows",
     "read_labels",
     "scatter_plot",
+    "subset",
 ]
 
 
@@ -48,6 +51,7 @@ class EvalReport:
     mode: str
     filenames: list[str] = field(default_factory=list)
     predicted: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
     mos: list[float] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (filename, reason)
 
@@ -60,16 +64,24 @@ class EvalReport:
 def read_labels(
     labels_csv: Path | str, images_dir: Path | str
 ) -> tuple[list[LabelledImage], list[tuple[str, str]]]:
-    """Rows with columns filename,mos (others ignored); returns (usable rows, skipped rows)."""
+    """Rows with columns filename,mos (others ignored); returns (usable rows, skipped rows).
+
+    A filename listed again is reported as skipped and scored once (its first row counts).
+    Raises FileNotFoundError for a missing CSV and ValueError for one without filename,mos."""
     root = Path(images_dir)
-    with Path(labels_csv).open(newline="", encoding="utf-8-sig") as fh:
+    path = Path(labels_csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {"filename", "mos"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(
-                f"{labels_csv}: missing column(s) {sorted(missing)}; need filename,mos"
+                f"{labels_csv}: missing column(s) {sorted(missing)}; need a header line with "
+                f"filename,mos (found: {','.join(reader.fieldnames or []) or 'nothing'})"
             )
         rows, skipped = [], []
+        first_line: dict[str, int] = {}
         for line, row in enumerate(reader, start=2):
             name = (row["filename"] or "").strip()
             try:
@@ -80,14 +92,45 @@ def read_labels(
             if not name or not math.isfinite(mos):
                 skipped.append((name or f"line {line}", "empty filename or non-finite MOS"))
                 continue
+            if name in first_line:
+                skipped.append(
+                    (
+                        name,
+                        f"duplicate row (line {line}); scored once, with line {first_line[name]}",
+                    )
+                )
+                continue
+            first_line[name] = line
             rows.append(LabelledImage(filename=name, path=root / name, mos=mos))
     return rows, skipped
+
+
+def subset(items: Sequence[LabelledImage], limit: int | None, seed: int) -> list[LabelledImage]:
+    """At most `limit` rows, drawn at random with `seed` and kept in file order (all if None)."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    keep = sorted(random.Random(seed).sample(range(len(items)), limit))
+    return [items[i] for i in keep]
 
 
 def _open(path: Path) -> Image.Image:
     with Image.open(path) as img:
         img.load()
         return img.convert("RGB")
+
+
+def _load_batch(
+    batch: Sequence[LabelledImage], skip: list[tuple[str, str]]
+) -> list[tuple[LabelledImage, Image.Image]]:
+    loaded = []
+    for item in batch:
+        try:
+            loaded.append((item, _open(item.path)))
+        except FileNotFoundError:
+            skip.append((item.filename, "file not found"))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            skip.append((item.filename, f"unreadable image: {exc}"))
+    return loaded
 
 
 def evaluate(
@@ -99,29 +142,30 @@ def evaluate(
     batch_size: int = 32,
     seed: int | None = 0,
     skipped: Sequence[tuple[str, str]] = (),
+    on_progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Score every readable image and correlate with MOS; unreadable or unscored ones are skipped
-    with their reason (never silently dropped)."""
+    with their reason (never silently dropped). Images are read one batch at a time, so memory
+    does not grow with the set; `on_progress(k)` after each batch of k rows."""
+    if n < 1:
+        raise ValueError(f"samples per image must be at least 1, got {n}")
     skip = list(skipped)
-    usable: list[tuple[LabelledImage, Image.Image]] = []
-    for item in items:
-        try:
-            usable.append((item, _open(item.path)))
-        except FileNotFoundError:
-            skip.append((item.filename, "file not found"))
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            skip.append((item.filename, f"unreadable image: {exc}"))
-    names, pred, mos = [], [], []
-    for start in range(0, len(usable), batch_size):
-        chunk = usable[start : start + batch_size]
-        results = model.score([img for _, img in chunk], mode=mode, n=n, seed=seed)
-        for (item, _), res in zip(chunk, results, strict=True):
-            if res.score is None:
-                skip.append((item.filename, f"no parsable score in {res.n} responses"))
-                continue
-            names.append(item.filename)
-            pred.append(float(res.score))
-            mos.append(item.mos)
+    names, pred, stds, mos = [], [], [], []
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        chunk = _load_batch(batch, skip)
+        if chunk:
+            results = model.score([img for _, img in chunk], mode=mode, n=n, seed=seed)
+            for (item, _), res in zip(chunk, results, strict=True):
+                if res.score is None:
+                    skip.append((item.filename, f"no parsable score in {res.n} responses"))
+                    continue
+                names.append(item.filename)
+                pred.append(float(res.score))
+                stds.append(float(res.std))
+                mos.append(item.mos)
+        if on_progress:
+            on_progress(len(batch))
     summ = metrics.summary(pred, mos) if len(pred) >= 2 else _empty_summary(len(pred))
     return EvalReport(
         n=int(summ["n"]),
@@ -133,9 +177,20 @@ def evaluate(
         mode=mode,
         filenames=names,
         predicted=pred,
+        std=stds,
         mos=mos,
         skipped=skip,
     )
+
+
+def per_image_rows(report: EvalReport) -> list[dict[str, object]]:
+    """One record per scored image: filename, mos, score, std."""
+    return [
+        {"filename": name, "mos": m, "score": p, "std": s}
+        for name, m, p, s in zip(
+            report.filenames, report.mos, report.predicted, report.std, strict=True
+        )
+    ]
 
 
 def _empty_summary(n: int) -> dict[str, float | int | bool]:

@@ -112,3 +112,113 @@ def test_cli_eval_resolves_a_registry_version(tmp_path, monkeypatch, tiny_answer
     finally:
         for cached in (app_settings.get_settings, app_db.get_engine, app_db._session_factory):
             cached.cache_clear()
+
+
+# ---- `evoq eval` as a new user runs it: clear errors, --out, --limit, --seed, duplicates ----
+
+
+def _eval_args(folder, *extra: str) -> list[str]:
+    return ["eval", "--images", str(folder), "--labels", str(folder / "labels.csv"), *extra]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"labels": "missing.csv"}, "labels file not found"),
+        ({"csv": "name,score\na.png,3\n"}, "need a header line with filename,mos"),
+        ({"model": "builtin:nonesuch"}, "unknown builtin model 'builtin:nonesuch'"),
+        ({"model": "no/such/folder"}, "model folder not found: no/such/folder"),
+        ({"images": "absent"}, "images folder not found"),
+        ({"extra": ["--samples", "0"]}, "--samples"),
+        ({"extra": ["--out", "results.txt"]}, "must end in .csv or .jsonl"),
+    ],
+)
+def test_cli_eval_bad_input_is_a_clear_error(tmp_path, monkeypatch, change, message):
+    monkeypatch.setenv("EVOQ_DATA_DIR", str(tmp_path / "data"))
+    from app import settings as app_settings
+
+    app_settings.get_settings.cache_clear()
+    (tmp_path / "labels.csv").write_text(change.get("csv", "filename,mos\na.png,3\nb.png,4\n"))
+    images = tmp_path / change.get("images", "")
+    args = ["eval", "--images", str(images), "--labels", str(tmp_path / change.get("labels", "labels.csv"))]  # fmt: skip
+    args += ["--model", change.get("model", "builtin:tiny"), *change.get("extra", [])]
+    result = CliRunner().invoke(app, args)
+    app_settings.get_settings.cache_clear()
+    assert result.exit_code != 0
+    assert message in result.output
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+
+
+def test_read_labels_reports_duplicates_and_keeps_the_first(tmp_path):
+    (tmp_path / "l.csv").write_text("filename,mos\na.png,3\nb.png,2\na.png,4\n")
+    rows, skipped = read_labels(tmp_path / "l.csv", tmp_path)
+    assert [(r.filename, r.mos) for r in rows] == [("a.png", 3.0), ("b.png", 2.0)]
+    assert skipped == [("a.png", "duplicate row (line 4); scored once, with line 2")]
+
+
+def test_evaluate_streams_batches_and_reports_progress(labelled_dir, tiny_answering_model_dir):
+    model = load_model(str(tiny_answering_model_dir), device="cpu")
+    rows, _ = read_labels(labelled_dir / "labels.csv", labelled_dir)
+    seen: list[int] = []
+    calls: list[int] = []
+    original = model.score
+
+    def spy(images, **kwargs):
+        calls.append(len(images))
+        return original(images, **kwargs)
+
+    model.score = spy
+    report = evaluate(model, rows, batch_size=5, on_progress=seen.append)
+    assert seen == [5, 5, 4] and sum(seen) == len(rows)
+    assert max(calls) <= 5  # never more than one batch of images in memory
+    assert report.n == 12 and len(report.std) == 12
+
+
+def test_cli_eval_out_limit_seed_and_title(tmp_path, tiny_answering_model_dir, labelled_dir):
+    import csv as csv_module
+    import json
+
+    out = tmp_path / "per-image.csv"
+    args = _eval_args(labelled_dir, "--model", str(tiny_answering_model_dir), "--out", str(out),
+                      "--limit", "8", "--seed", "3", "--plot", str(tmp_path / "p.png"))  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    with out.open() as fh:
+        written = list(csv_module.DictReader(fh))
+    assert list(written[0]) == ["filename", "mos", "score", "std"]
+    assert 6 <= len(written) <= 8  # 8 rows drawn; corrupt/missing ones among them are skipped
+    again = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "again.jsonl")])
+    assert again.exit_code == 0, again.output
+    lines = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert [r["filename"] for r in lines] == [
+        r["filename"] for r in written
+    ]  # same seed, same draw
+    assert "scoring" in first.output  # the progress bar
+
+
+def test_cli_eval_with_nothing_scorable_fails(tmp_path, tiny_answering_model_dir):
+    (tmp_path / "labels.csv").write_text("filename,mos\ngone.png,3\nalso-gone.png,2\n")
+    args = _eval_args(tmp_path, "--model", str(tiny_answering_model_dir))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "gone.png: file not found" in result.output and "only 0 image(s)" in result.output
+
+
+def test_eval_help_names_the_default_model():
+    result = CliRunner().invoke(app, ["eval", "--help"], terminal_width=200)
+    assert "builtin:demo-evolved" in result.output
+
+
+def test_builtin_build_notice(tmp_path):
+    import app.model_sources  # noqa: F401 - registers builtin:demo
+    from app.quality.builtins import pending_build
+
+    assert "about 8 minutes" in pending_build("builtin:demo", tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "config.json").write_text("{}")
+    assert pending_build("builtin:demo", tmp_path) is None
+    assert pending_build("/some/folder", tmp_path) is None
