@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app import health
+from app.console.router import mount_console
 from app.corpus.router import router as corpus_router
 from app.errors import EvoqError
 from app.observability import MetricsMiddleware
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         rounds_router,
     ):
         app.include_router(router)
+    mount_console(app)
     return app

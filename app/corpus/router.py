@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.corpus import service
 from app.corpus.errors import status_for
 from app.corpus.limits import UploadLimits
-from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, UploadResponse
+from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, ImagePatch, UploadResponse
 from app.corpus.store import ImageStore
 from app.corpus.uploads import multipart_openapi, read_multipart
 from app.deps import get_db, get_limits, get_store
@@ -99,6 +99,19 @@ def list_images(
     return ImagePage(
         items=[ImageOut.model_validate(i) for i in items], total=total, offset=offset, limit=limit
     )
+
+
+@router.patch(
+    "/images/{sha256}",
+    response_model=ImageOut,
+    summary="Opt a corpus image out of (or back into) training",
+    responses={404: {"description": "No such image."}},
+)
+def patch_image(sha256: str, body: ImagePatch, db: Session = Depends(get_db)) -> ImageOut:
+    """Sets `train_opt_out`; rounds already running keep the pairs they sampled."""
+    image = service.set_opt_out(db=db, sha256=sha256, train_opt_out=body.train_opt_out)
+    db.commit()
+    return ImageOut.model_validate(image)
 
 
 @router.delete(

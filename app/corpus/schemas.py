@@ -50,6 +50,14 @@ class ImageOut(BaseModel):
     created_at: datetime
 
 
+class ImagePatch(BaseModel):
+    """Changes to a stored image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_opt_out: bool = Field(description="Keep the image out of training rounds.")
+
+
 class ImagePage(BaseModel):
     """One page of corpus images, newest first."""
 

@@ -172,6 +172,14 @@ def count_trainable(*, db: Session) -> int:
     return db.scalar(stmt) or 0
 
 
+def set_opt_out(*, db: Session, sha256: str, train_opt_out: bool) -> Image:
+    """Keep an image out of (or let it back into) training rounds."""
+    image = get_or_raise(db=db, sha256=sha256)
+    image.train_opt_out = train_opt_out
+    db.flush()
+    return image
+
+
 def delete(*, db: Session, store: ImageStore, sha256: str) -> None:
     """Remove an image's row, then its file (a crash in between leaves only an orphan file)."""
     image = get_or_raise(db=db, sha256=sha256)

@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages whose scripts call the JSON API."""
