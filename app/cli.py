@@ -203,8 +203,6 @@ def evaluate(
     """Score a labelled set and print n, SRCC, PLCC (raw, logistic) and KRCC; plot a scatter."""
     from tqdm import tqdm
 
-    from tqdm import tqdm
-
     from app.quality.evaluation import evaluate as run_eval
     from app.quality.evaluation import (
         format_report,

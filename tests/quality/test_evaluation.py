@@ -174,9 +174,22 @@ def test_evaluate_streams_batches_and_reports_progress(labelled_dir, tiny_answer
     assert report.n == 12 and len(report.std) == 12
 
 
-def test_cli_eval_out_limit_seed_and_title(tmp_path, tiny_answering_model_dir, labelled_dir):
+def test_cli_eval_out_limit_seed_and_title(
+    tmp_path, tiny_answering_model_dir, labelled_dir, monkeypatch
+):
     import csv as csv_module
     import json
+
+    from app.quality import evaluation
+
+    titles: list[str] = []
+    real_plot = evaluation.scatter_plot
+
+    def spy(report, path, title=""):
+        titles.append(title)
+        return real_plot(report, path, title=title)
+
+    monkeypatch.setattr(evaluation, "scatter_plot", spy)
 
     out = tmp_path / "per-image.csv"
     args = _eval_args(labelled_dir, "--model", str(tiny_answering_model_dir), "--out", str(out),
@@ -187,13 +200,16 @@ def test_cli_eval_out_limit_seed_and_title(tmp_path, tiny_answering_model_dir, l
         written = list(csv_module.DictReader(fh))
     assert list(written[0]) == ["filename", "mos", "score", "std"]
     assert 6 <= len(written) <= 8  # 8 rows drawn; corrupt/missing ones among them are skipped
-    again = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "again.jsonl")])
+    again_args = [str(tmp_path / "again.jsonl") if a == str(out) else a for a in args]
+    again = CliRunner().invoke(app, again_args)
     assert again.exit_code == 0, again.output
     lines = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
     assert [r["filename"] for r in lines] == [
         r["filename"] for r in written
     ]  # same seed, same draw
     assert "scoring" in first.output  # the progress bar
+    # the model as named on the command line and the dataset (the labels' folder)
+    assert titles[0] == f"{tiny_answering_model_dir} on {labelled_dir.name} (labels.csv)"
 
 
 def test_cli_eval_with_nothing_scorable_fails(tmp_path, tiny_answering_model_dir):
