@@ -169,3 +169,18 @@ def test_evoq_upload_sends_a_folder_in_batches(server, tmp_path) -> None:
     assert httpx.get(f"{server.url}/v1/corpus").json()["images"] == before + 7
     missing = CliRunner().invoke(app, ["upload", str(tmp_path / "absent"), "--server", server.url])
     assert missing.exit_code == 2 and "no such file or folder" in missing.output
+
+
+def test_console_stays_out_of_openapi_and_opt_out_patch_answers_errors(server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert not [path for path in spec["paths"] if path.startswith("/console")]
+    assert "patch" in spec["paths"]["/v1/corpus/images/{sha256}"]
+    page = httpx.get(f"{server.url}/console/rounds")
+    assert page.status_code == 200 and 'data-field="pairs"' in page.text
+    missing = httpx.patch(f"{server.url}/v1/corpus/images/{'0' * 64}", json={"train_opt_out": True})
+    assert missing.status_code == 404 and missing.json()["error"] == "image_not_found"
+    sha = httpx.get(f"{server.url}/v1/corpus/images").json()["items"][0]["sha256"]
+    bad = httpx.patch(f"{server.url}/v1/corpus/images/{sha}", json={"train_opt_out": 1, "x": 2})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+    ok = httpx.patch(f"{server.url}/v1/corpus/images/{sha}", json={"train_opt_out": True})
+    assert ok.status_code == 200 and ok.json()["train_opt_out"] is True
