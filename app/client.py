@@ -223,6 +223,10 @@ class _Build:
         return _Request("POST", "/v1/corpus/images", data=data, files=_multipart(parts))
 
     @staticmethod
+    def images(offset: int, limit: int) -> _Request:
+        return _Request("GET", "/v1/corpus/images", params={"offset": offset, "limit": limit})
+
+    @staticmethod
     def start_round(config: RoundConfigIn | dict[str, Any] | None) -> _Request:
         return _Request("POST", "/v1/admin/rounds", json=_config_json(config), admin=True)
 
@@ -237,6 +241,10 @@ class _Build:
     @staticmethod
     def cancel_round(round_id: int) -> _Request:
         return _Request("POST", f"/v1/admin/rounds/{round_id}/cancel", admin=True)
+
+    @staticmethod
+    def get_model(version_id: int) -> _Request:
+        return _Request("GET", f"/v1/models/{version_id}")
 
     @staticmethod
     def activate(version_id: int, reason: str) -> _Request:
@@ -359,8 +367,7 @@ class Client(_Base):
 
     def images(self, offset: int = 0, limit: int = 50) -> ImagePage:
         """One page of corpus images, newest first."""
-        params = {"offset": offset, "limit": limit}
-        return self.call(_Request("GET", "/v1/corpus/images", params=params), ImagePage)
+        return self.call(_Build.images(offset, limit), ImagePage)
 
     def upload(
         self,
@@ -422,7 +429,7 @@ class Models:
 
     def get(self, version_id: int) -> VersionOut:
         """One version."""
-        return self._c.call(_Request("GET", f"/v1/models/{version_id}"), VersionOut)
+        return self._c.call(_Build.get_model(version_id), VersionOut)
 
     def activate(self, version_id: int, reason: str = "") -> ActivationOut:
         """Serve this version (admin)."""
@@ -496,6 +503,10 @@ class AsyncClient(_Base):
         """Corpus totals."""
         return await self.call(CORPUS, CorpusStats)
 
+    async def images(self, offset: int = 0, limit: int = 50) -> ImagePage:
+        """One page of corpus images, newest first."""
+        return await self.call(_Build.images(offset, limit), ImagePage)
+
     async def upload(
         self, paths: Iterable[str | Path], *, train_opt_out: bool = False
     ) -> UploadResponse:
@@ -522,6 +533,10 @@ class AsyncRounds:
         """One round."""
         return await self._c.call(_Build.get_round(round_id), RoundOut)
 
+    async def list(self, limit: int = 50) -> RoundList:
+        """Recent rounds, newest first."""
+        return await self._c.call(_Build.list_rounds(limit), RoundList)
+
     async def cancel(self, round_id: int) -> RoundOut:
         """Ask a round to stop."""
         return await self._c.call(_Build.cancel_round(round_id), RoundOut)
@@ -543,6 +558,10 @@ class AsyncModels:
     async def list(self) -> ModelsOut:
         """Every version, the active one and the activation history."""
         return await self._c.call(LIST_MODELS, ModelsOut)
+
+    async def get(self, version_id: int) -> VersionOut:
+        """One version."""
+        return await self._c.call(_Build.get_model(version_id), VersionOut)
 
     async def activate(self, version_id: int, reason: str = "") -> ActivationOut:
         """Serve this version (admin)."""

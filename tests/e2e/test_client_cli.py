@@ -118,13 +118,19 @@ def test_client_rounds_start_cancel_wait_and_registry(server, tmp_path) -> None:
 
 
 def test_async_client(server) -> None:
-    async def main() -> tuple[ScoreResponse, ModelsOut]:
-        async with AsyncClient(server.url) as api:
+    async def main() -> tuple[ScoreResponse, ModelsOut, object]:
+        async with AsyncClient(server.url, token=ADMIN_TOKEN) as api:
             scored = await api.score(("x.png", image_bytes("PNG", (36, 36), seed=9)))
-            return scored, await api.models.list()
+            models = await api.models.list()
+            version = await api.models.get(models.active_version)
+            await api.rounds.list()
+            with pytest.raises(ApiError) as unknown:
+                await api.rounds.get(9999)
+            return scored, models, (version, unknown.value)
 
-    scored, models = asyncio.run(main())
-    assert scored.results[0].model_version == models.active_version
+    scored, models, (version, unknown) = asyncio.run(main())
+    assert scored.results[0].model_version == models.active_version == version.id
+    assert version.active and unknown.status == 404
 
 
 def test_evoq_score_through_the_server_skips_unreadable_files(server, tmp_path) -> None:

@@ -115,6 +115,16 @@ def test_console_score_compare_corpus_round_and_rollback(console_server, page, t
     expect(cards.first.locator(".level")).not_to_have_text("")
     assert "v3" in cards.first.inner_text()  # builtin:demo-evolved registers v1 → v2 → v3
     _shot(page, tmp_path, "score")
+    page.select_option("#score-mode", "sampled")
+    page.fill("#score-samples", "2")
+    page.check("#score-explain")
+    page.set_input_files("#score-files", str(a))
+    page.click("#score-submit")
+    expect(page.locator("#score-results .card")).to_have_count(1)
+    expect(page.locator("#score-results .card")).to_contain_text("/2 parsed")
+    page.click("#score-results details summary")
+    expect(page.locator("#score-results details pre")).to_have_count(2)
+    _shot(page, tmp_path, "score-sampled-explain")
 
     # Compare: a probability, and an API error shown as the API's message.
     page.goto(f"{url}/compare")
