@@ -1,4 +1,4 @@
-"""The initial migration upgrades and downgrades on a fresh Postgres and a fresh SQLite database."""
+"""The migrations upgrade and downgrade on a fresh Postgres and a fresh SQLite database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"images", "model_versions", "activations", "rounds", "pairs", "probe_sets", "schedules"}
+TABLES = {
+    "images",
+    "model_versions",
+    "activations",
+    "rounds",
+    "pairs",
+    "probe_sets",
+    "schedules",
+    "anchor_sets",
+    "anchor_images",
+    "version_calibrations",
+}
 
 
 def _tables(url: str) -> set[str]:

@@ -1,0 +1,1 @@
+"""Score scale: the frozen anchor set and each model version's calibration map."""
