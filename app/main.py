@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app import health
+from app.calibration.router import router as anchors_router
 from app.console.router import mount_console
 from app.corpus.router import router as corpus_router
 from app.errors import EvoqError
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         registry_router,
         registry_admin_router,
         rounds_router,
+        anchors_router,
     ):
         app.include_router(router)
     mount_console(app)

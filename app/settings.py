@@ -97,6 +97,19 @@ class Settings(BaseSettings):
         description="Celery beat interval of housekeeping: stale rounds, continuous mode.",
     )
 
+    # --- score scale ----------------------------------------------------------------------
+    anchor_set_size: int = Field(
+        256,
+        ge=8,
+        le=10_000,
+        description="Images in the anchor set frozen at the first activation; every version's "
+        "score map is fitted on them. A seeded corpus sample when the corpus holds this many "
+        "trainable images, else synthetic anchors.",
+    )
+    anchor_seed: int = Field(
+        11, ge=0, description="Seed of the anchor sample (corpus) or of the synthetic anchors."
+    )
+
     # --- uploads (default and help text of each: UploadLimits in app/corpus/limits.py) -----
     max_file_bytes: int = upload_setting("max_file_bytes")
     max_request_bytes: int = upload_setting("max_request_bytes")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends
 from sqlalchemy.orm import Session
 
+from app.calibration import service as calibration
+from app.calibration.models import VersionCalibration
+from app.calibration.schemas import CalibrationOut
 from app.deps import get_db, require_admin
 from app.registry import service
 from app.registry.models import ModelVersion
@@ -15,8 +18,13 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-def version_out(db: Session, version: ModelVersion, active_id: int | None) -> VersionOut:
-    """The API view of a version, with its lineage."""
+def version_out(
+    db: Session,
+    version: ModelVersion,
+    active_id: int | None,
+    calibrated: VersionCalibration | None,
+) -> VersionOut:
+    """The API view of a version, with its lineage and its map's summary."""
     return VersionOut(
         id=version.id,
         parent_id=version.parent_id,
@@ -28,6 +36,7 @@ def version_out(db: Session, version: ModelVersion, active_id: int | None) -> Ve
         active=version.id == active_id,
         lineage=service.lineage(db=db, version_id=version.id),
         metrics=version.metrics or {},
+        calibration=CalibrationOut.model_validate(calibrated) if calibrated else None,
         note=version.note,
         created_at=version.created_at,
     )
@@ -44,9 +53,10 @@ def _active_id(db: Session) -> int | None:
 def list_models(db: Session = Depends(get_db)) -> ModelsOut:
     """Every registered version and the activation history (newest first)."""
     active = _active_id(db)
+    maps = calibration.calibrations(db=db)
     return ModelsOut(
         active_version=active,
-        versions=[version_out(db, v, active) for v in service.get_all(db=db)],
+        versions=[version_out(db, v, active, maps.get(v.id)) for v in service.get_all(db=db)],
         activations=[
             ActivationOut.model_validate(a, from_attributes=True) for a in service.history(db=db)
         ],
@@ -58,7 +68,10 @@ def list_models(db: Session = Depends(get_db)) -> ModelsOut:
 )
 def get_model(version_id: int, db: Session = Depends(get_db)) -> VersionOut:
     """One version with its lineage and metrics."""
-    return version_out(db, service.get_or_raise(db=db, version_id=version_id), _active_id(db))
+    version = service.get_or_raise(db=db, version_id=version_id)
+    return version_out(
+        db, version, _active_id(db), calibration.get_calibration(db=db, version_id=version_id)
+    )
 
 
 @admin_router.post(

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.calibration.schemas import CalibrationOut
+
 
 class VersionOut(BaseModel):
     """A registered checkpoint."""
@@ -23,6 +25,10 @@ class VersionOut(BaseModel):
         description="This version's id, then its parent's, back to the base."
     )
     metrics: dict[str, Any]
+    calibration: CalibrationOut | None = Field(
+        description="The version's map onto the reference score scale; null when uncalibrated "
+        "(its scores are then served raw, with `scale` null)."
+    )
     note: str | None
     created_at: datetime
 

@@ -9,6 +9,9 @@ import time
 
 from fastapi import FastAPI
 
+from app.calibration import anchors
+from app.calibration import service as calibration
+from app.calibration.service import VersionScale
 from app.db import session_scope
 from app.model_sources import load_model
 from app.quality.model import QualityModel
@@ -38,25 +41,54 @@ def model_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityM
     return load
 
 
-def _active_version() -> tuple[int, str] | None:
+def _active_version() -> tuple[int, str, VersionScale | None] | None:
     with session_scope() as db:
         active = registry.get_active(db=db)
-        return (active.id, active.checkpoint_path) if active else None
+        if active is None:
+            return None
+        return (
+            active.id,
+            active.checkpoint_path,
+            calibration.version_scale(db=db, version_id=active.id),
+        )
+
+
+def raw_fast_scores(model: QualityModel):  # noqa: ANN201 - anchors.RawScorer
+    """A function giving a model's raw fast-mode scores (the mode anchors are scored in)."""
+
+    def score(images: list) -> list[float]:
+        return [result.score for result in model.score(images, mode="fast")]
+
+    return score
+
+
+def freeze_anchors(slot: ModelSlot, settings: Settings) -> None:
+    """At the first activation, freeze the anchor set with the serving version's raw scores."""
+    current = slot.current
+    if current is not None:
+        anchors.freeze_if_missing(settings, current.version_id, raw_fast_scores(current.model))
 
 
 async def watch_activations(slot: ModelSlot, settings: Settings) -> None:
-    """Poll the registry; when the active version changes, load it in the background and swap."""
+    """Poll the registry; when the active version changes, load it and its map in the background
+    and swap both together; when the serving version gains its map, serve it."""
     failed_at: dict[int, float] = {}
+    anchors_checked = False
     while True:
         try:
             active = await asyncio.to_thread(_active_version)
             current = slot.current
             if active and (current is None or current.version_id != active[0]):
-                version_id, path = active
+                version_id, path, scale = active
                 if time.monotonic() - failed_at.get(version_id, -1e9) > RETRY_FAILED_LOAD_S:
-                    ok = await asyncio.to_thread(slot.swap_to, version_id, path)
+                    ok = await asyncio.to_thread(slot.swap_to, version_id, path, scale)
                     if not ok:
                         failed_at[version_id] = time.monotonic()
+            elif active and current is not None and current.scale != active[2]:
+                slot.set_scale(active[0], active[2])
+            if not anchors_checked and slot.current is not None:
+                await asyncio.to_thread(freeze_anchors, slot, settings)
+                anchors_checked = True
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a database hiccup must not end the watcher

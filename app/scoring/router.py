@@ -84,9 +84,11 @@ async def score(request: Request, limits: UploadLimits = Depends(get_limits)) ->
         ScoreResult(
             filename=upload.name,
             sha256=image.sha256,
-            score=out.result.score,
+            score=out.score,
+            raw_score=out.raw_score,
+            scale=out.scale,
             std=out.result.std,
-            level=service.level_for(out.result.score),
+            level=service.level_for(out.score),
             valid=out.result.valid,
             n=out.result.n,
             model_version=out.version_id,

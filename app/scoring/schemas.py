@@ -31,7 +31,17 @@ class ScoreResult(BaseModel):
     filename: str
     sha256: str = Field(description="sha256 of the uploaded bytes.")
     score: float | None = Field(
-        description="Quality 1 (very poor) to 5 (excellent); null when no sampled answer parsed."
+        description="Quality 1 (very poor) to 5 (excellent) on the reference scale: the raw "
+        "score through the version's calibration map, so one threshold holds across versions "
+        "(the map is fitted on fast-mode anchor scores and applied in both modes; it never "
+        "changes the order of two images). Null when no sampled answer parsed."
+    )
+    raw_score: float | None = Field(
+        description="The model version's own score before calibration (1-5)."
+    )
+    scale: int | None = Field(
+        description="Reference version id of the scale `score` is on; null when the version has "
+        "no calibration map yet (then score equals raw_score)."
     )
     std: float = Field(description="Spread: of the rating distribution (fast) or the samples.")
     level: Level | None = Field(description="The score's band: <1.8 bad … ≥4.2 excellent.")

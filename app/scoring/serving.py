@@ -6,11 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from PIL import Image
 
+from app.calibration.service import VersionScale
 from app.errors import EvoqError
 from app.observability import ACTIVE_VERSION, BATCH_SIZE, IMAGES_SCORED, MODEL_SWAPS
 from app.quality.model import CompareResult, QualityModel, ScoreResult
@@ -34,6 +35,8 @@ class LoadedVersion:
     checkpoint_path: str
     model: QualityModel
     loaded_at: float = field(default_factory=time.time)
+    # None: the version has no map yet and its scores are served raw.
+    scale: VersionScale | None = None
 
 
 class ModelSlot:
@@ -74,10 +77,21 @@ class ModelSlot:
             "reason": reason,
         }
 
-    def swap_to(self, version_id: int, checkpoint_path: str) -> bool:
-        """Load, warm up and switch to a version; on failure keep serving the old one."""
+    def set_scale(self, version_id: int, scale: VersionScale | None) -> None:
+        """Serve a newly stored map for the loaded version (its first map, once fitted)."""
+        with self._swap_lock:
+            current = self._current
+            if current is not None and current.version_id == version_id:
+                self._current = replace(current, scale=scale)
+
+    def swap_to(
+        self, version_id: int, checkpoint_path: str, scale: VersionScale | None = None
+    ) -> bool:
+        """Load, warm up and switch to a version and its map together; on failure keep serving
+        the old one."""
         with self._swap_lock:
             if self._current is not None and self._current.version_id == version_id:
+                self._current = replace(self._current, scale=scale)
                 return True
             self.loading_version = version_id
             started = time.perf_counter()
@@ -96,7 +110,7 @@ class ModelSlot:
             finally:
                 self.loading_version = None
             previous = self._current
-            self._current = LoadedVersion(version_id, checkpoint_path, model)
+            self._current = LoadedVersion(version_id, checkpoint_path, model, scale=scale)
             self.last_swap_seconds = time.perf_counter() - started
             self.last_error = None
             if previous is not None:
@@ -141,10 +155,18 @@ class CompareJob:
 
 @dataclass(frozen=True)
 class Served:
-    """A result and the version that produced it."""
+    """A result and the version that produced it; for scores also the calibrated score and the
+    reference version of its scale (`scale` None: the version has no map, score is raw)."""
 
     result: ScoreResult | CompareResult
     version_id: int
+    score: float | None = None
+    scale: int | None = None
+
+    @property
+    def raw_score(self) -> float | None:
+        """The model's own score before the version's map."""
+        return self.result.score if isinstance(self.result, ScoreResult) else None
 
 
 Job = ScoreJob | CompareJob
@@ -188,8 +210,18 @@ class Scorer:
                 return_texts=first.explain,
             )
             IMAGES_SCORED.labels(str(loaded.version_id), first.mode).inc(len(jobs))
-        else:
-            results = loaded.model.compare(
-                [(job.first, job.second) for job in jobs], mode=first.mode, k=first.votes
-            )
+            return [calibrated(result, loaded) for result in results]
+        results = loaded.model.compare(
+            [(job.first, job.second) for job in jobs], mode=first.mode, k=first.votes
+        )
         return [Served(result, loaded.version_id) for result in results]
+
+
+def calibrated(result: ScoreResult, loaded: LoadedVersion) -> Served:
+    """A score with the serving version's map applied (the same map for fast and sampled)."""
+    if loaded.scale is None:
+        return Served(result, loaded.version_id, result.score, None)
+    scale = loaded.scale
+    return Served(
+        result, loaded.version_id, scale.score_map(result.score), scale.reference_version_id
+    )
