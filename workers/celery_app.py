@@ -51,6 +51,7 @@ def celery_config(settings: Settings) -> dict:
             "evoq.rounds.vote_chunk": {"queue": GPU_QUEUE},
             "evoq.rounds.train": {"queue": GPU_QUEUE},
             "evoq.rounds.evaluate": {"queue": GPU_QUEUE},
+            "evoq.rounds.calibrate": {"queue": GPU_QUEUE},
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

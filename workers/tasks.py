@@ -22,6 +22,7 @@ from workers.celery_app import celery_app
 from workers.enqueue import enqueue_round, send
 from workers.housekeeping import housekeep
 from workers.stages import NextTasks
+from workers.stages.calibrate import calibrate as calibrate_stage
 from workers.stages.evaluate import evaluate as evaluate_stage
 from workers.stages.gate import gate as gate_stage
 from workers.stages.prepare import prepare as prepare_stage
@@ -58,6 +59,7 @@ prepare = round_task("evoq.rounds.prepare", prepare_stage)
 vote = round_task("evoq.rounds.vote_chunk", vote_stage)
 train = round_task("evoq.rounds.train", train_stage)
 evaluate = round_task("evoq.rounds.evaluate", evaluate_stage)
+calibrate = round_task("evoq.rounds.calibrate", calibrate_stage)
 gate = round_task("evoq.rounds.gate", gate_stage)
 
 

@@ -22,11 +22,21 @@ from app.corpus.models import Image
 from app.corpus.store import ImageStore
 from app.db import session_scope
 from app.quality.images import open_image
+from app.quality.model import QualityModel
 from app.settings import Settings
 
 log = logging.getLogger("evoq.calibration")
 
 RawScorer = Callable[[list[PILImage.Image]], list[float]]
+
+
+def raw_fast_scores(model: QualityModel) -> RawScorer:
+    """A model's raw fast-mode scores: the deterministic mode anchors are scored in."""
+
+    def score(images: list[PILImage.Image]) -> list[float]:
+        return [result.score for result in model.score(images, mode="fast")]
+
+    return score
 
 
 def anchor_store(settings: Settings) -> ImageStore:

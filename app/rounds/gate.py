@@ -28,7 +28,8 @@ def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[C
     """Whether the candidate may be promoted, and every check with its numbers.
 
     `metrics` holds candidate_holdout_accuracy, parent_holdout_accuracy, parse_rate,
-    score_std and, when a probe set exists, candidate_probe_srcc and parent_probe_srcc."""
+    score_std, the calibration stage's calibration_fit, calibration_residual, scale_drift_raw
+    and, when a probe set exists, candidate_probe_srcc and parent_probe_srcc."""
     checks: list[Check] = []
     cand, parent = (
         _num(metrics.get("candidate_holdout_accuracy")),
@@ -69,6 +70,8 @@ def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[C
             "std of mean scores across images (a collapse to one value fails)",
         )
     )
+    if "calibration_fit" in metrics:
+        checks.extend(_scale_checks(metrics, config))
     cand_srcc, parent_srcc = (
         _num(metrics.get("candidate_probe_srcc")),
         _num(metrics.get("parent_probe_srcc")),
@@ -85,6 +88,30 @@ def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[C
             )
         )
     return all(c.passed for c in checks), checks
+
+
+def _scale_checks(metrics: dict[str, Any], config: RoundConfigIn) -> list[Check]:
+    residual = _num(metrics.get("calibration_residual"))
+    fitted = bool(metrics.get("calibration_fit")) and residual is not None
+    limit = config.max_calibration_residual
+    return [
+        Check(
+            "scale_calibration",
+            fitted and residual <= limit,
+            residual,
+            limit,
+            "mean abs error on the anchors after the candidate's map onto the reference scale"
+            if fitted
+            else f"calibration cannot fit: {metrics.get('calibration_error')}",
+        ),
+        Check(
+            "scale_drift_raw",
+            True,
+            _num(metrics.get("scale_drift_raw")),
+            None,
+            "mean abs change of raw anchor scores from the parent, before the map (recorded)",
+        ),
+    ]
 
 
 def as_json(passed: bool, checks: list[Check], policy: str, decision: str) -> dict[str, Any]:

@@ -70,6 +70,13 @@ class RoundConfigIn(BaseModel):
     min_score_std: float = Field(
         0.05, ge=0, description="Gate: spread of scores across images (collapse guard)."
     )
+    max_calibration_residual: float = Field(
+        1.0,
+        ge=0,
+        le=4,
+        description="Gate: largest mean absolute error on the anchors after the candidate's map "
+        "onto the reference scale; a candidate whose map cannot fit at all is always rejected.",
+    )
     eval_images: int = Field(
         64, ge=2, le=10_000, description="Images scored to measure parse rate and spread."
     )

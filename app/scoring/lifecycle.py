@@ -53,20 +53,13 @@ def _active_version() -> tuple[int, str, VersionScale | None] | None:
         )
 
 
-def raw_fast_scores(model: QualityModel):  # noqa: ANN201 - anchors.RawScorer
-    """A function giving a model's raw fast-mode scores (the mode anchors are scored in)."""
-
-    def score(images: list) -> list[float]:
-        return [result.score for result in model.score(images, mode="fast")]
-
-    return score
-
-
 def freeze_anchors(slot: ModelSlot, settings: Settings) -> None:
     """At the first activation, freeze the anchor set with the serving version's raw scores."""
     current = slot.current
     if current is not None:
-        anchors.freeze_if_missing(settings, current.version_id, raw_fast_scores(current.model))
+        anchors.freeze_if_missing(
+            settings, current.version_id, anchors.raw_fast_scores(current.model)
+        )
 
 
 async def watch_activations(slot: ModelSlot, settings: Settings) -> None:

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,10 +79,10 @@ def _files(n: int, offset: int = 0) -> list:
     ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("pipeline")
-    redis_db = f"{REDIS_URL}/10"
+@contextmanager
+def pipeline_stack(root: Path, redis_db_number: int, **settings: str) -> Iterator[Stack]:
+    """Postgres, a Redis DB of the caller's, an API server and a worker with `settings`."""
+    redis_db = f"{REDIS_URL}/{redis_db_number}"
     redis.Redis.from_url(redis_db).flushdb()
     with fresh_postgres_database() as db_url:
         port = free_port()
@@ -96,6 +97,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             EVOQ_ROUND_STALE_SECONDS="8",
             EVOQ_HOUSEKEEPING_SECONDS="2",
             EVOQ_ACTIVATION_POLL_SECONDS="0.5",
+            **settings,
         )
         server = start_process(evoq_argv("serve"), env, root / "server.log")
         url = f"http://127.0.0.1:{port}"
@@ -109,6 +111,12 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             stop(server)
             print("--- server log ---\n" + tail(root / "server.log", 40))
             print("--- worker log ---\n" + tail(root / "worker.log", 80))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with pipeline_stack(tmp_path_factory.mktemp("pipeline"), 10) as running:
+        yield running
 
 
 def _round(stack: Stack, round_id: int) -> dict:

@@ -70,7 +70,7 @@ def evaluate(round_id: int) -> NextTasks:
         found = db.get(Round, round_id)
         found.gate = {**(found.gate or {}), "metrics": finite(metrics)}
     if not cancel_requested(round_id):
-        return [("evoq.rounds.gate", [round_id])]
+        return [("evoq.rounds.calibrate", [round_id])]
     return []
 
 

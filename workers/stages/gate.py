@@ -1,7 +1,8 @@
-"""Stage 5: register the candidate and promote it, park it for approval, or reject it."""
+"""Stage 5: register the candidate (with its score map) and promote it, park it for approval, or reject it."""
 
 from __future__ import annotations
 
+from app.calibration import rounds as calibration
 from app.db import session_scope
 from app.registry import service as registry
 from app.rounds import gate as gate_rules
@@ -40,6 +41,9 @@ def gate(round_id: int) -> NextTasks:
             note=f"round {round_id}",
         )
         found.candidate_version_id = version.id
+        calibration.store_fitted(
+            db=db, version_id=version.id, record=found.progress.get("calibration", {})
+        )
         found.gate = {**found.gate, **gate_rules.as_json(passed, checks, config.policy, decision)}
         if decision == "promoted":
             registry.activate(
