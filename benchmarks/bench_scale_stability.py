@@ -51,25 +51,35 @@ def main() -> None:
     parser.add_argument("--anchor-seed", type=int, default=11, help="EVOQ_ANCHOR_SEED")
     parser.add_argument("--threshold", type=float, default=2.5)
     parser.add_argument("--work", type=Path, default=None, help="Keep checkpoints here.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="Measure the checkpoints of an earlier --work run."
+    )
+    parser.add_argument(
+        "--reference", type=int, default=0, help="Version whose scale is the reference."
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="evoq-scale-"))
-    bundle = build_or_unpack(work / "demo-evolved")  # its round-0 is builtin:demo (the prior)
     config = DemoConfig(rounds=args.rounds, eval_images=64, eval_pairs=100, eval_samples=2)
-    result = run_demo(config, work_dir=work / "demo", base_dir=bundle / "lineage" / "round-0")
+    base = work / "demo-evolved" / "lineage" / "round-0"  # the bundle's round 0: builtin:demo
+    checkpoints = [base] + [work / "demo" / f"round-{r}" for r in range(1, args.rounds + 1)]
+    if not (args.reuse and all((c / "config.json").is_file() for c in checkpoints)):
+        build_or_unpack(work / "demo-evolved")
+        checkpoints = run_demo(config, work_dir=work / "demo", base_dir=base).checkpoints
     held_out = generate(dataclasses.replace(config.synthetic, seed=config.seed))["eval"]
     mos = np.array([item.mos for item in held_out])
     anchors = synthetic_images(args.anchors, args.anchor_seed)
 
     rows, previous = [], None
-    reference_anchor_scores = None
-    for version, checkpoint in enumerate(result.checkpoints):
-        anchor_raw = _fast_scores(checkpoint, anchors)
-        if reference_anchor_scores is None:
-            reference_anchor_scores, score_map, residual = anchor_raw, ScoreMap.identity(), 0.0
+    reference_anchor_scores = _fast_scores(checkpoints[args.reference], anchors)
+    for version, checkpoint in enumerate(checkpoints):
+        if version < args.reference:
+            continue
+        if version == args.reference:
+            score_map, residual = ScoreMap.identity(), 0.0
         else:
-            calibration = fit(anchor_raw, reference_anchor_scores)
+            calibration = fit(_fast_scores(checkpoint, anchors), reference_anchor_scores)
             score_map, residual = calibration.map, calibration.residual
         raw = _fast_scores(checkpoint, [item.image for item in held_out])
         calibrated = score_map.apply(raw)
@@ -91,8 +101,9 @@ def main() -> None:
         previous = (raw, calibrated)
 
     print(f"\n{len(held_out)} held-out labelled images, {args.anchors} synthetic anchors, "
-          f"threshold {args.threshold}, {time.perf_counter() - started:.0f} s\n")  # fmt: skip
-    print(_table(rows))
+          f"reference version {args.reference}, threshold {args.threshold}, "
+          f"{time.perf_counter() - started:.0f} s\n")  # fmt: skip
+    print(_table(rows, args.threshold))
     print("\n" + _goals(rows[1:]))
 
 
@@ -104,8 +115,8 @@ COLUMNS = (
     ("raw_range", "raw range"),
     ("drift_raw", "drift raw"),
     ("drift_cal", "drift calibrated"),
-    ("cross_raw", "crossing 2.5 raw"),
-    ("cross_cal", "crossing 2.5 calibrated"),
+    ("cross_raw", "crossing {threshold} raw"),
+    ("cross_cal", "crossing {threshold} calibrated"),
 )
 
 
@@ -113,8 +124,9 @@ def _cell(value: object) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |"]
+def _table(rows: list[dict], threshold: float) -> str:
+    titles = (title.format(threshold=threshold) for _, title in COLUMNS)
+    lines = ["| " + " | ".join(titles) + " |"]
     lines.append("|" + "---|" * len(COLUMNS))
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in COLUMNS) + " |")
