@@ -122,6 +122,7 @@ def test_console_score_compare_corpus_round_and_rollback(console_server, page, t
     page.click("#score-submit")
     expect(page.locator("#score-results .card")).to_have_count(1)
     expect(page.locator("#score-results .card")).to_contain_text("/2 parsed")
+    expect(page.locator("#score-results .card").first).to_contain_text("raw ")
     page.click("#score-results details summary")
     expect(page.locator("#score-results details pre")).to_have_count(2)
     _shot(page, tmp_path, "score-sampled-explain")
@@ -185,7 +186,8 @@ def test_console_score_compare_corpus_round_and_rollback(console_server, page, t
     except sync_api.TimeoutError:
         pytest.fail(f"no round started; the page says: {page.inner_text('#error')}")
     expect(page.locator("#round-status")).to_have_text("promoted", timeout=300_000)
-    expect(page.locator("#gate tbody tr")).to_have_count(3)
+    # holdout accuracy, parse rate, score spread, scale calibration, raw scale drift
+    expect(page.locator("#gate tbody tr")).to_have_count(5)
     expect(page.locator("#gate-decision")).to_contain_text("decision: promoted")
     expect(page.locator("#curves svg.plot")).not_to_have_count(0)
     expect(page.locator("#votes-text")).to_have_text("16 / 16")
