@@ -28,11 +28,14 @@ def worker(
     ),
     concurrency: int = typer.Option(1, help="Worker processes/threads."),
     beat: bool = typer.Option(False, help="Also run Celery beat (continuous mode) in this worker."),
+    name: str | None = typer.Option(
+        None, help="Node name (name@host); give each worker on one host its own."
+    ),
 ) -> None:
-    """Run a Celery worker for the evolution pipeline."""
+    """Run a Celery worker for the evolution pipeline (start one per GPU to fan out voting)."""
     from workers.run import run_worker
 
-    run_worker(queues=queues.split(","), pool=pool, concurrency=concurrency, beat=beat)
+    run_worker(queues=queues.split(","), pool=pool, concurrency=concurrency, beat=beat, name=name)
 
 
 @app.command()

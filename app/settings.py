@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         description="A running round whose heartbeat is older than this is marked failed "
         "(its worker died).",
     )
+    vote_redeliveries: int = Field(
+        3,
+        ge=0,
+        description="Times a voting round whose heartbeat went stale re-sends its unvoted chunks "
+        "(a worker died mid-chunk) before it is marked failed.",
+    )
     housekeeping_seconds: float = Field(
         30.0,
         gt=0,

@@ -6,7 +6,12 @@ import os
 
 
 def worker_argv(
-    queues: list[str], pool: str, concurrency: int, beat: bool, loglevel: str = "INFO"
+    queues: list[str],
+    pool: str,
+    concurrency: int,
+    beat: bool,
+    loglevel: str = "INFO",
+    name: str | None = None,
 ) -> list[str]:
     """The `celery worker` arguments for these options."""
     argv = [
@@ -20,10 +25,15 @@ def worker_argv(
     ]
     if beat:
         argv.append("--beat")
+    if name:
+        # Several workers on one host need distinct node names (%h: the host name).
+        argv.append(f"--hostname={name}@%h")
     return argv
 
 
-def run_worker(queues: list[str], pool: str, concurrency: int, beat: bool) -> None:
+def run_worker(
+    queues: list[str], pool: str, concurrency: int, beat: bool, name: str | None = None
+) -> None:
     """Run a worker in this process until it is stopped (SIGTERM: warm shutdown)."""
     # On small machines torch's default thread count thrashes against other processes.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -33,4 +43,4 @@ def run_worker(queues: list[str], pool: str, concurrency: int, beat: bool) -> No
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    celery_app.worker_main(worker_argv(queues, pool, concurrency, beat, settings.log_level))
+    celery_app.worker_main(worker_argv(queues, pool, concurrency, beat, settings.log_level, name))

@@ -65,8 +65,9 @@ gate = round_task("evoq.rounds.gate", gate_stage)
 
 @celery_app.task(name="evoq.rounds.housekeeping")
 def housekeeping() -> dict[str, Any]:
-    """Fail rounds whose worker died; start a round in continuous mode when one is due."""
+    """Redeliver lost vote chunks, fail rounds whose worker died, start a continuous round."""
     result = housekeep()
+    send(result["next"])
     if result["started"] is not None:
         enqueue_round(result["started"])
     return result

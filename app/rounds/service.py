@@ -148,6 +148,38 @@ def mark_approved(*, db: Session, version_id: int) -> None:
         waiting.finished_at = utcnow()
 
 
+def claim_stale_voting(*, db: Session, stale_after_s: float, max_redeliveries: int) -> list[int]:
+    """Voting rounds whose heartbeat went stale and that may still redeliver their lost chunks.
+
+    Each claim refreshes the heartbeat and counts one redelivery in `progress`; the claim is a
+    compare-and-set on the heartbeat, so two housekeeping passes never claim the same round.
+    """
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    stale = db.scalars(
+        select(Round).where(
+            Round.status == "voting",
+            Round.cancel_requested.is_(False),
+            Round.heartbeat_at.is_not(None),
+            Round.heartbeat_at < cutoff,
+        )
+    ).all()
+    claimed = []
+    for found in stale:
+        done = int((found.progress or {}).get("chunk_redeliveries", 0))
+        if done >= max_redeliveries:
+            continue
+        won = db.execute(
+            update(Round)
+            .where(Round.id == found.id, Round.heartbeat_at < cutoff)
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        if won == 1:
+            db.refresh(found)
+            found.progress = {**(found.progress or {}), "chunk_redeliveries": done + 1}
+            claimed.append(found.id)
+    return claimed
+
+
 def reap_stale(*, db: Session, stale_after_s: float) -> list[int]:
     """Fail running rounds whose worker stopped sending heartbeats (killed, lost, crashed)."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)

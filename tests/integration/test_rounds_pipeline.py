@@ -18,10 +18,10 @@ import redis
 from tests.badinputs import image_bytes
 from tests.support.services import (
     REDIS_URL,
-    base_env,
     evoq_argv,
     free_port,
     fresh_postgres_database,
+    production_env,
     start_process,
     stop,
     tail,
@@ -86,13 +86,12 @@ def pipeline_stack(root: Path, redis_db_number: int, **settings: str) -> Iterato
     redis.Redis.from_url(redis_db).flushdb()
     with fresh_postgres_database() as db_url:
         port = free_port()
-        env = base_env(
-            EVOQ_DATABASE_URL=db_url,
-            EVOQ_BROKER_URL=redis_db,
-            EVOQ_DATA_DIR=str(root / "data"),
-            EVOQ_PORT=str(port),
-            EVOQ_ADMIN_TOKEN=TOKEN,
-            EVOQ_EMBEDDED_WORKER="false",
+        env = production_env(
+            db_url=db_url,
+            broker_url=redis_db,
+            data_dir=root / "data",
+            port=port,
+            admin_token=TOKEN,
             EVOQ_ROUND_HEARTBEAT_SECONDS="1",
             EVOQ_ROUND_STALE_SECONDS="8",
             EVOQ_HOUSEKEEPING_SECONDS="2",

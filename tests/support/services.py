@@ -57,6 +57,21 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def production_env(
+    *, db_url: str, broker_url: str, data_dir: Path, port: int, admin_token: str, **overrides: str
+) -> dict[str, str]:
+    """`base_env` for a production-mode stack: Postgres, Redis, no embedded worker."""
+    return base_env(
+        EVOQ_DATABASE_URL=db_url,
+        EVOQ_BROKER_URL=broker_url,
+        EVOQ_DATA_DIR=str(data_dir),
+        EVOQ_PORT=str(port),
+        EVOQ_ADMIN_TOKEN=admin_token,
+        EVOQ_EMBEDDED_WORKER="false",
+        **overrides,
+    )
+
+
 def start_process(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """Start a child process with stdout/stderr going to `log_path`."""
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+
 from sqlalchemy import func, select
 
 from app.db import session_scope
@@ -13,6 +17,8 @@ from workers.heartbeat import heartbeat
 from workers.model_cache import cached_model
 from workers.stages import NextTasks
 from workers.state import image_loader, image_paths, load_round, rounds_advance
+
+log = logging.getLogger("evoq.pipeline")
 
 
 def vote(round_id: int, chunk: int) -> NextTasks:
@@ -29,6 +35,16 @@ def vote(round_id: int, chunk: int) -> NextTasks:
                 .order_by(Pair.idx)
             ).all()
             todo = [(p.id, p.image_a, p.image_b, p.holdout) for p in rows if p.voted_at is None]
+        started = time.monotonic()
+        log.info(
+            "chunk started",
+            extra={
+                "round": round_id,
+                "chunk": chunk,
+                "pairs": len(todo),
+                "worker_pid": os.getpid(),
+            },
+        )
         if todo:
             pairs = [ImagePair(a, b, holdout) for _id, a, b, holdout in todo]
             load = image_loader(image_paths({k for p in pairs for k in (p.a, p.b)}))
@@ -52,6 +68,40 @@ def vote(round_id: int, chunk: int) -> NextTasks:
             total = db.scalar(select(func.count()).where(Pair.round_id == round_id))
             found = db.get(Round, round_id)
             found.progress = {**found.progress, "pairs_voted": voted}
+    log.info(
+        "chunk voted",
+        extra={
+            "round": round_id,
+            "chunk": chunk,
+            "pairs": len(todo),
+            "seconds": round(time.monotonic() - started, 3),
+            "worker_pid": os.getpid(),
+        },
+    )
+    return _train_when_voted(round_id, voted, total)
+
+
+def redeliver_lost_chunks(round_id: int) -> NextTasks:
+    """The vote tasks of a voting round's chunks that still have unvoted pairs (their worker
+    died mid-chunk), or the train task when none is left (it died before advancing)."""
+    with session_scope() as db:
+        if (found := db.get(Round, round_id)) is None or found.status != "voting":
+            return []
+        chunks = db.scalars(
+            select(Pair.chunk)
+            .where(Pair.round_id == round_id, Pair.voted_at.is_(None))
+            .distinct()
+            .order_by(Pair.chunk)
+        ).all()
+        total = db.scalar(select(func.count()).where(Pair.round_id == round_id)) or 0
+    if chunks:
+        log.warning("redelivering chunks", extra={"round": round_id, "chunks": list(chunks)})
+        return [("evoq.rounds.vote_chunk", [round_id, chunk]) for chunk in chunks]
+    return _train_when_voted(round_id, total, total)
+
+
+def _train_when_voted(round_id: int, voted: int, total: int) -> NextTasks:
+    # The status compare-and-set lets exactly one of the chunks finishing together start training.
     if voted == total and rounds_advance(round_id, "voting", "training"):
         return [("evoq.rounds.train", [round_id])]
     return []
