@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         description="A running round whose heartbeat is older than this is marked failed "
         "(its worker died).",
     )
+    train_processes: int = Field(
+        1,
+        ge=1,
+        description="Processes the train stage runs GRPO in (`accelerate launch`): one per GPU "
+        "of the worker's node (gloo on CPU). A round's pairs_per_step must be a multiple of it.",
+    )
+    train_deepspeed: str = Field(
+        "",
+        description="DeepSpeed for multi-process training: empty (off), zero2, zero3 (7B full "
+        "fine-tunes) or a JSON config path. Needs CUDA and the deepspeed package; untested in CI.",
+    )
+    train_gradient_checkpointing: bool = Field(
+        False, description="Gradient checkpointing in GRPO: less GPU memory, more compute."
+    )
     vote_redeliveries: int = Field(
         3,
         ge=0,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.corpus.models import Image
 from app.db import session_scope
-from app.quality.images import open_image
+from app.quality.images import path_loader
 from app.quality.voting import VoteResult
 from app.registry import service as registry
 from app.registry.bootstrap import models_dir
@@ -67,12 +67,7 @@ def remove_unregistered_checkpoint(round_id: int) -> None:
 
 def image_loader(db_paths: dict[str, str]) -> Callable[[str], Any]:
     """A loader from sha256 to an RGB image, for the shas in `db_paths`."""
-
-    def load(sha256: str) -> Any:
-        with open_image(db_paths[sha256]) as img:
-            return img.convert("RGB") if img.mode != "RGB" else img.copy()
-
-    return load
+    return path_loader(db_paths)
 
 
 def image_paths(shas: set[str]) -> dict[str, str]:

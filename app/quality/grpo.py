@@ -7,7 +7,9 @@ this module runs the trainer and writes the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Hashable, Sequence
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
-from app.quality.checkpoint import write_atomically
+from app.quality.checkpoint import DIGEST_FILE, publish_checkpoint, write_atomically
 from app.quality.grpo_dataset import (
     GRPORoundConfig,
     build_pair_dataset,
@@ -67,12 +70,44 @@ class _Control(TrainerCallback):
         self.cancelled = False
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.on_progress is not None:
+        if self.on_progress is not None and state.is_world_process_zero:
             self.on_progress(state.global_step, state.max_steps)
-        if self.should_stop is not None and self.should_stop():
+        if self.should_stop is not None and _any_process(self.should_stop()):
             self.cancelled = True
             control.should_training_stop = True
         return control
+
+
+def _any_process(flag: bool) -> bool:
+    """True when `flag` is set in any training process: all stop at the same step, since a
+    process stopping alone would leave the others waiting in a collective forever."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    from accelerate import PartialState
+
+    value = torch.tensor([float(flag)], device=PartialState().device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _process_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+class _RecordedFidelity(FidelityReward):
+    """The fidelity reward, also appending each call's (pair_id, position) rows to a JSON-lines
+    file per process: an audit that every reward call saw both images of its pairs."""
+
+    def __init__(self, folder: Path, gamma: float) -> None:
+        super().__init__(gamma=gamma)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"rewards-{_process_rank()}.jsonl"
+
+    def __call__(self, completions, pair_id, position, p_star, **kwargs):
+        rows = [[int(i), int(pos)] for i, pos in zip(pair_id, position, strict=True)]
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"process": _process_rank(), "rows": rows}) + "\n")
+        return super().__call__(completions, pair_id, position, p_star, **kwargs)
 
 
 def _use_cuda(config: GRPORoundConfig) -> bool:
@@ -115,10 +150,14 @@ def _trl_config(config: GRPORoundConfig, work_dir: Path, n_steps: int) -> Any:
         lr_scheduler_type="linear",
         warmup_steps=0,
         max_grad_norm=config.max_grad_norm,
-        per_device_train_batch_size=completions_per_step // config.gradient_accumulation_steps,
+        per_device_train_batch_size=completions_per_step
+        // (config.gradient_accumulation_steps * config.num_processes),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         # One generation batch = one optimizer step = whole pairs: partners share a reward call.
+        # With several processes each takes a contiguous slice of it (TRL's sampler, no
+        # shuffling), pairs_per_step / num_processes whole pairs, so partners stay together.
         generation_batch_size=completions_per_step,
+        deepspeed=config.deepspeed,
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,
@@ -167,23 +206,37 @@ def train_grpo(
     out_dir: str | Path,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    reward_log: str | Path | None = None,
 ) -> TrainResult:
     """Train `model_dir` with GRPO on the usable voted pairs and write the result to `out_dir`.
 
     `out_dir` must not exist; it appears only once complete (weights, processor, digest file).
     `should_stop` is polled after every step; if it returns True, TrainingCancelled is raised and
-    nothing is written. `on_progress(step, max_steps)` is called after every step.
+    nothing is written. `on_progress(step, max_steps)` is called after every step (by the main
+    process). With `config.num_processes` > 1 every process of an `accelerate launch` calls
+    this (see app/quality/grpo_launch.py). `reward_log`: a folder where each process records the
+    pair rows of every reward call.
     """
     from trl import GRPOTrainer
 
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"checkpoint {out_dir} already exists")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != config.num_processes:
+        raise ValueError(
+            f"config.num_processes is {config.num_processes} but {world} process(es) run; "
+            "start several with app.quality.grpo_launch.launch_train_grpo"
+        )
     config = resolve_prompting(config, model_dir)
     dataset = build_pair_dataset(training_pairs(votes), load_image, config)
     n_steps = len(dataset) // (2 * config.pairs_per_step)
     processor = load_processor(model_dir)
-    rewards: list[Any] = [FidelityReward(gamma=config.gamma)]
+    rewards: list[Any] = [
+        FidelityReward(gamma=config.gamma)
+        if reward_log is None
+        else _RecordedFidelity(Path(reward_log), config.gamma)
+    ]
     if config.format_reward_weight:
         rewards.append(format_reward)
     control = _Control(should_stop, on_progress)
@@ -205,15 +258,40 @@ def train_grpo(
             raise TrainingCancelled(f"stopped at step {trainer.state.global_step}")
         metrics = _step_metrics(trainer.state.log_history)
         metrics["train_pairs"] = len(training_pairs(votes))
-
-        def write(staging: Path) -> None:
-            trainer.save_model(str(staging))
-            processor.save_pretrained(str(staging))
-            copy_prompt_marker(model_dir, staging)
-            # A pickle of the trainer's arguments: unsafe to load and not part of the model.
-            (staging / "training_args.bin").unlink(missing_ok=True)
-
-        digest = write_atomically(out_dir, write)
+        digest = _save(trainer, processor, model_dir, out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(out_dir, digest, metrics)
+
+
+def _save(trainer: Any, processor: Any, model_dir: str | Path, out_dir: Path) -> str:
+    """Write the trained model, its processor and prompt marker to `out_dir` atomically."""
+
+    def complete(staging: Path) -> None:
+        processor.save_pretrained(str(staging))
+        copy_prompt_marker(model_dir, staging)
+        # A pickle of the trainer's arguments: unsafe to load and not part of the model.
+        (staging / "training_args.bin").unlink(missing_ok=True)
+
+    def write(staging: Path) -> None:
+        trainer.save_model(str(staging))
+        complete(staging)
+
+    accelerator = trainer.accelerator
+    if accelerator.num_processes == 1:
+        return write_atomically(out_dir, write)
+    # Every process takes part in saving (ZeRO-3 gathers its shards); the main one publishes.
+    staging = out_dir.parent / f".{out_dir.name}.partial-distributed"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))
+    if accelerator.is_main_process:
+        try:
+            complete(staging)
+            publish_checkpoint(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    accelerator.wait_for_everyone()
+    return (out_dir / DIGEST_FILE).read_text().strip()

@@ -73,12 +73,30 @@ class GRPORoundConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory on large models (GPU)."}
     )
+    num_processes: int = field(
+        default=1,
+        metadata={
+            "help": "Processes training together (accelerate launch; one per GPU); each one "
+            "generates and rewards pairs_per_step / num_processes whole pairs per step."
+        },
+    )
+    deepspeed: str | None = field(
+        default=None,
+        metadata={"help": "DeepSpeed JSON config file (ZeRO-2/3 for full fine-tunes); None = off."},
+    )
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2 (GRPO needs a group)")
-        if (2 * self.pairs_per_step) % self.gradient_accumulation_steps:
-            raise ValueError("2 * pairs_per_step must be divisible by gradient_accumulation_steps")
+        if self.num_processes < 1 or self.pairs_per_step % self.num_processes:
+            raise ValueError(
+                f"pairs_per_step ({self.pairs_per_step}) must be a multiple of num_processes "
+                f"({self.num_processes}): each process rewards whole pairs"
+            )
+        if (2 * self.pairs_per_step // self.num_processes) % self.gradient_accumulation_steps:
+            raise ValueError(
+                "2 * pairs_per_step / num_processes must be divisible by gradient_accumulation_steps"
+            )
 
 
 def training_pairs(votes: Sequence[VoteResult]) -> list[VoteResult]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -18,6 +19,16 @@ def open_image(src: ImageSource) -> Image.Image:
     if isinstance(src, bytes | bytearray):
         return Image.open(io.BytesIO(src))
     return Image.open(Path(src))
+
+
+def path_loader(paths: Mapping[Hashable, str | Path]) -> Callable[[Hashable], Image.Image]:
+    """A loader from image key to an RGB image read from `paths[key]` (file closed after)."""
+
+    def load(key: Hashable) -> Image.Image:
+        with open_image(paths[key]) as img:
+            return img.convert("RGB") if img.mode != "RGB" else img.copy()
+
+    return load
 
 
 def prepare_image(src: ImageSource, max_pixels: int) -> Image.Image:

@@ -1,5 +1,6 @@
-"""Voting fans out over two real worker processes (Postgres, Redis, production mode), and a worker
-killed mid-chunk costs only that chunk: housekeeping redelivers it and it is counted once."""
+"""Voting fans out over two real worker processes (Postgres, Redis, production mode), a worker
+killed mid-chunk costs only that chunk (housekeeping redelivers it and it is counted once), and
+the train stage runs GRPO in two processes (EVOQ_TRAIN_PROCESSES=2, gloo)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def stack(tmp_path_factory) -> Iterator[RoundStack]:
         EVOQ_ROUND_HEARTBEAT_SECONDS="1",
         EVOQ_ROUND_STALE_SECONDS="10",
         EVOQ_HOUSEKEEPING_SECONDS="2",
+        EVOQ_TRAIN_PROCESSES="2",
     ) as s:
         s.start_worker("w1")
         s.start_worker("w2", beat=True)
@@ -93,3 +95,16 @@ def test_a_worker_killed_mid_chunk_loses_only_that_chunk(stack) -> None:
     assert lost in _voted_chunks(stack, "w2", round_id)
     _assert_counted_once(stack, round_id)
     stack.cancel(round_id)
+
+
+def test_a_round_trains_in_two_processes_and_registers_its_candidate(stack) -> None:
+    if "w1" not in stack.workers:  # killed by the previous test
+        stack.start_worker("w1")
+    # Logits votes always give labels; 2 pairs per step = one whole pair per training process.
+    config = {**ROUND, "vote_mode": "logits", "pairs_per_step": 2, "seed": 3}
+    round_id = stack.start_round(config)
+    done = stack.wait_round(round_id, lambda b: b["finished_at"] is not None, timeout=600)
+    assert done["status"] in ("promoted", "rejected"), done
+    assert done["progress"]["train_step"] == done["progress"]["train_max_steps"] == 1
+    assert done["candidate_version_id"] is not None
+    assert done["progress"]["train"]["steps"] == 1

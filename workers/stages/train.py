@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from typing import Any
 
 from app.db import session_scope
+from app.quality.grpo_dataset import GRPORoundConfig
+from app.quality.zero_configs import deepspeed_config_file
 from app.rounds import service as rounds
+from app.settings import get_settings
 from workers.heartbeat import cancel_requested, heartbeat, touch
 from workers.model_cache import release_models
 from workers.stages import NextTasks
@@ -39,17 +44,22 @@ def train(round_id: int) -> NextTasks:
     def progress(step: int, max_steps: int) -> None:
         touch(round_id, train_step=step, train_max_steps=max_steps)
 
+    grpo = _with_deployment(config.grpo_config(), out_dir)
+    paths = image_paths({k for v in voted for k in (v.a, v.b)})
+    controls: dict[str, Any] = {
+        "should_stop": lambda: cancel_requested(round_id),
+        "on_progress": progress,
+    }
     with heartbeat(round_id):
         try:
-            result = train_grpo(
-                parent_path,
-                voted,
-                image_loader(image_paths({k for v in voted for k in (v.a, v.b)})),
-                config.grpo_config(),
-                out_dir,
-                should_stop=lambda: cancel_requested(round_id),
-                on_progress=progress,
-            )
+            if grpo.num_processes > 1:
+                from app.quality.grpo_launch import launch_train_grpo
+
+                result = launch_train_grpo(parent_path, voted, paths, grpo, out_dir, **controls)
+            else:
+                result = train_grpo(
+                    parent_path, voted, image_loader(paths), grpo, out_dir, **controls
+                )
         except TrainingCancelled:
             with session_scope() as db:
                 rounds.finish(db=db, round_id=round_id, status="cancelled", error="cancelled")
@@ -65,3 +75,14 @@ def train(round_id: int) -> NextTasks:
     if rounds_advance(round_id, "training", "evaluating"):
         return [("evoq.rounds.evaluate", [round_id])]
     return []
+
+
+def _with_deployment(config: GRPORoundConfig, out_dir) -> GRPORoundConfig:
+    """The round's GRPO config with this worker's process count, DeepSpeed and checkpointing."""
+    settings = get_settings()
+    return dataclasses.replace(
+        config,
+        num_processes=settings.train_processes,
+        gradient_checkpointing=settings.train_gradient_checkpointing,
+        deepspeed=deepspeed_config_file(settings.train_deepspeed, out_dir.parent / ".deepspeed"),
+    )
