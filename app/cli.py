@@ -357,6 +357,41 @@ def upload(
         raise typer.Exit(1)
 
 
+@app.command()
+def plan(
+    model_params: float = typer.Option(7e9, help="Model parameters (7e9 for a 7B model)."),
+    gpus: int = typer.Option(8, help="GPUs the round runs on."),
+    pairs: int = typer.Option(20_000, help="Pairs voted on (paper: 20,000)."),
+    votes: int = typer.Option(32, help="Votes per pair K."),
+    samples: int = typer.Option(32, help="GRPO samples per image G."),
+    vote_mode: str = typer.Option("sampled", help="sampled or logits."),
+    gpu_peak_flops: float = typer.Option(312e12, help="Peak FLOP/s of one GPU."),
+    prefix_sharing: bool = typer.Option(
+        True, help="Samples of one prompt share its prefill (vLLM); --no-prefix-sharing: HF."
+    ),
+) -> None:
+    """Print an ESTIMATE of a round's wall time per stage from a FLOP count and its assumptions."""
+    from app.quality.cost import CostAssumptions, estimate_round, format_estimate
+
+    if vote_mode not in ("sampled", "logits"):
+        raise typer.BadParameter("vote-mode must be sampled or logits")
+    assumptions = CostAssumptions(gpu_peak_flops=gpu_peak_flops, prefix_sharing=prefix_sharing)
+    stages = estimate_round(
+        model_params=model_params,
+        gpus=gpus,
+        pairs=pairs,
+        votes=votes,
+        samples=samples,
+        vote_mode=vote_mode,
+        assumptions=assumptions,
+    )
+    typer.echo(
+        f"round: {model_params:.3g} parameters, {gpus} GPU(s), {pairs} pairs, K={votes} "
+        f"{vote_mode} votes, G={samples}"
+    )
+    typer.echo(format_estimate(stages, assumptions))
+
+
 def main() -> None:
     """Entry point of the `evoq` console script."""
     app()
