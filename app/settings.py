@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="A running round whose heartbeat is older than this is marked failed "
         "(its worker died).",
     )
+    train_queue: str = Field(
+        "gpu",
+        description="Celery queue of the train stage. On a multi-GPU node name a queue (e.g. "
+        "train) that only the worker seeing every GPU consumes.",
+    )
     train_processes: int = Field(
         1,
         ge=1,

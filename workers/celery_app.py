@@ -49,7 +49,7 @@ def celery_config(settings: Settings) -> dict:
         # Model work goes to GPU workers; bookkeeping to any worker.
         "task_routes": {
             "evoq.rounds.vote_chunk": {"queue": GPU_QUEUE},
-            "evoq.rounds.train": {"queue": GPU_QUEUE},
+            "evoq.rounds.train": {"queue": settings.train_queue},
             "evoq.rounds.evaluate": {"queue": GPU_QUEUE},
             "evoq.rounds.calibrate": {"queue": GPU_QUEUE},
         },
