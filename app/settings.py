@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,16 @@ class Settings(BaseSettings):
     dtype: str = Field("auto", description="Torch dtype: auto, float32, bfloat16, float16.")
     max_pixels: int = Field(
         448 * 448, description="Images are resized so their pixel count stays within this."
+    )
+
+    generation_backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Engine of the workers' votes: hf (transformers) or vllm (a vLLM engine "
+        "process per checkpoint, run by EVOQ_VLLM_PYTHON; see scripts/setup-vllm).",
+    )
+    vllm_python: Path = Field(
+        Path(".venv-vllm/bin/python"),
+        description="Interpreter with vLLM installed (scripts/setup-vllm makes .venv-vllm).",
     )
 
     # --- serving ------------------------------------------------------------------------

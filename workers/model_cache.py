@@ -11,18 +11,35 @@ from app.settings import get_settings
 _models: dict[str, QualityModel] = {}
 
 
+def _load(checkpoint_path: str) -> QualityModel:
+    settings = get_settings()
+    if settings.generation_backend == "vllm":
+        # A new engine per checkpoint: each round votes with its own parent's weights.
+        from app.quality.vllm_backend import load_vllm_model
+
+        return load_vllm_model(
+            checkpoint_path, python=settings.vllm_python, max_pixels=settings.max_pixels
+        )
+    return model_loader(settings)(checkpoint_path)
+
+
+def _drop(checkpoint_path: str) -> None:
+    _models.pop(checkpoint_path).close()  # a vLLM engine process holds its own memory
+
+
 def cached_model(checkpoint_path: str) -> QualityModel:
     """The model of a checkpoint, loaded once per worker process (two kept at most)."""
     if checkpoint_path not in _models:
         while len(_models) >= 2:
-            _models.pop(next(iter(_models)))
-        _models[checkpoint_path] = model_loader(get_settings())(checkpoint_path)
+            _drop(next(iter(_models)))
+        _models[checkpoint_path] = _load(checkpoint_path)
     return _models[checkpoint_path]
 
 
 def release_models() -> None:
     """Drop the loaded models (and the GPU cache) before training needs the memory."""
-    _models.clear()
+    for path in list(_models):
+        _drop(path)
     with contextlib.suppress(Exception):
         import torch
 

@@ -83,6 +83,9 @@ class QualityModel:
         self._templates: dict[tuple[str, bool], str] = {}
         self._encoder = PromptEncoder(processor)
 
+    def close(self) -> None:
+        """Release what the model holds outside this process (nothing for transformers)."""
+
     # ---- inputs ----------------------------------------------------------------------------
 
     def _template(self, task: str, reasoning: bool) -> str:
@@ -125,6 +128,19 @@ class QualityModel:
     def _decode(self, sequences: list[list[int]]) -> list[str]:
         return self.processor.tokenizer.batch_decode(sequences, skip_special_tokens=True)
 
+    # ---- the generation engine (app/quality/vllm_backend.py overrides these three) -----------
+
+    def _answer_logits_at(self, task: str, rows, token_ids: list[int]) -> torch.Tensor:
+        """Logits (or log-probabilities: softmax over them is the same) of `token_ids` at the
+        answer position of the answer-only prompt, one row per prompt."""
+        return self.answer_logits(self.encode(task, False, rows))[:, token_ids]
+
+    def _sample(self, task, reasoning, rows, counts, params, gen) -> list[list[list[int]]]:
+        """`counts[i]` sampled continuations (token ids) of prompt `i`."""
+        return sample_continuations(
+            self.model, self.encode(task, reasoning, rows), counts, params, gen
+        )
+
     # ---- scoring ---------------------------------------------------------------------------
 
     def score(
@@ -164,8 +180,7 @@ class QualityModel:
         return results
 
     def _score_fast(self, rows) -> list[ScoreResult]:
-        logits = self.answer_logits(self.encode("score", False, rows))
-        probs = torch.softmax(logits[:, self.rating_ids], dim=-1)
+        probs = torch.softmax(self._answer_logits_at("score", rows, self.rating_ids), dim=-1)
         values = torch.tensor(RATINGS, dtype=probs.dtype, device=probs.device)
         mean = probs @ values
         std = torch.sqrt((probs * (values[None, :] - mean[:, None]) ** 2).sum(-1))
@@ -175,8 +190,7 @@ class QualityModel:
         ]
 
     def _score_sampled(self, rows, n, reasoning, params, gen, return_texts) -> list[ScoreResult]:
-        inputs = self.encode("score", reasoning, rows)
-        samples = sample_continuations(self.model, inputs, [n] * len(rows), params, gen)
+        samples = self._sample("score", reasoning, rows, [n] * len(rows), params, gen)
         results = []
         for seqs in samples:
             texts = self._decode(seqs)
@@ -231,8 +245,8 @@ class QualityModel:
 
     def _compare_logits(self, pairs) -> list[CompareResult]:
         rows = [order for a, b in pairs for order in ((a, b), (b, a))]
-        logits = self.answer_logits(self.encode("compare", False, rows))
-        p_zero = torch.softmax(logits[:, self.choice_ids], dim=-1)[:, 0].view(-1, 2)
+        logits = self._answer_logits_at("compare", rows, self.choice_ids)
+        p_zero = torch.softmax(logits, dim=-1)[:, 0].view(-1, 2)
         # Order (a, b): "0" means a is better; order (b, a): "1" means a is better.
         p_first = 0.5 * (p_zero[:, 0] + (1.0 - p_zero[:, 1]))
         return [CompareResult(float(p), 0, 0, 0, "logits") for p in p_first.tolist()]
@@ -247,9 +261,7 @@ class QualityModel:
                     rows.append(order)
                     counts.append(count)
                     owners.append((i, is_swapped))
-        samples = sample_continuations(
-            self.model, self.encode("compare", reasoning, rows), counts, params, gen
-        )
+        samples = self._sample("compare", reasoning, rows, counts, params, gen)
         tally = np.zeros((len(pairs), 3), dtype=int)  # votes for a, votes for b, invalid
         for (i, is_swapped), seqs in zip(owners, samples, strict=True):
             for choice in map(parse_choice, self._decode(seqs)):

@@ -1,0 +1,154 @@
+"""EVOQ_GENERATION_BACKEND=vllm: the same questions as QualityModel, answered by a vLLM engine.
+
+vLLM runs in its own interpreter (.venv-vllm, made by scripts/setup-vllm: it pins another
+transformers than the project's) as app/quality/vllm_engine.py, one process per checkpoint.
+Prompts, images and the parsing and tallying of answers stay QualityModel's; only the engine
+calls change: sampled votes and scores send one request per prompt with n = its sample count,
+and logits votes and fast scores read the exact log-probabilities of the answer tokens
+(vLLM's logprob_token_ids), not top-k. Not applied here: HF's suppression of vision tokens in
+sampling (they never parse as an answer either way).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.quality.images import prepare_image
+from app.quality.loading import load_model
+from app.quality.model import QualityModel
+
+ENGINE_SCRIPT = Path(__file__).with_name("vllm_engine.py")
+
+
+class VLLMEngine:
+    """A vLLM engine process speaking vllm_engine.py's JSON-lines protocol; thread-safe."""
+
+    def __init__(
+        self, model_dir: str, python: str | Path, max_model_len: int = 2048, kv_cache_gb: int = 1
+    ) -> None:
+        if not Path(python).exists():
+            raise FileNotFoundError(f"{python} not found: run scripts/setup-vllm first")
+        self.log = tempfile.NamedTemporaryFile(prefix="evoq-vllm-", suffix=".log", delete=False)  # noqa: SIM115
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)}
+        env.pop("PYTHONPATH", None)  # the engine imports only vllm, never this project
+        self.proc = subprocess.Popen(
+            [str(python), str(ENGINE_SCRIPT), model_dir, str(max_model_len)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+        )
+        self._lock = threading.Lock()
+        if not self.proc.stdout.readline():
+            self.close()
+            raise RuntimeError(f"vLLM engine did not start:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and wait for its answer."""
+        with self._lock:
+            self.proc.stdin.write(json.dumps(payload) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"vLLM engine exited:\n{self._log_tail()}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"vLLM engine: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        """Stop the engine process."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+class VLLMQualityModel(QualityModel):
+    """QualityModel whose answer logits and samples come from a VLLMEngine."""
+
+    def __init__(self, base: QualityModel, engine: VLLMEngine) -> None:
+        super().__init__(
+            None,
+            base.processor,
+            source=base.source,
+            device=torch.device("cpu"),
+            max_pixels=base.max_pixels,
+            reasoning_default=base.reasoning_default,
+            batch_size=base.batch_size,
+        )
+        self.engine = engine
+
+    def close(self) -> None:
+        """Stop the engine process."""
+        self.engine.close()
+
+    def _request(self, task, reasoning, rows, counts, seeds, **options) -> list[dict]:
+        text = self._template(task, reasoning)
+        with tempfile.TemporaryDirectory(prefix="evoq-vllm-images-") as tmp:
+            prompts = []
+            for r, (row, n, seed) in enumerate(zip(rows, counts, seeds, strict=True)):
+                paths = []
+                for i, image in enumerate(row):
+                    path = Path(tmp) / f"{r}-{i}.png"  # PNG: the engine sees the same pixels
+                    prepare_image(image, self.max_pixels).save(path)
+                    paths.append(str(path))
+                prompts.append({"text": text, "images": paths, "n": n, "seed": seed})
+            return self.engine.request({"prompts": prompts, **options})["outputs"]
+
+    def _answer_logits_at(self, task: str, rows, token_ids: list[int]) -> torch.Tensor:
+        outputs = self._request(
+            task,
+            False,
+            rows,
+            [1] * len(rows),
+            [0] * len(rows),
+            max_tokens=1,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            stop_token_ids=[],
+            logprob_token_ids=list(token_ids),
+        )
+        return torch.tensor([[out["logprobs"][str(t)] for t in token_ids] for out in outputs])
+
+    def _sample(self, task, reasoning, rows, counts, params, gen) -> list[list[list[int]]]:
+        seeds = torch.randint(0, 2**31 - 1, (len(rows),), generator=gen).tolist()
+        outputs = self._request(
+            task,
+            reasoning,
+            rows,
+            counts,
+            seeds,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            stop_token_ids=list(params.eos_token_ids),
+            logprob_token_ids=None,
+        )
+        return [out["samples"] for out in outputs]
+
+
+def load_vllm_model(source: str, *, python: str | Path, **load_options: Any) -> VLLMQualityModel:
+    """A checkpoint folder served by a new vLLM engine (its processor loaded here)."""
+    base = load_model(source, device="cpu", dtype="float32", **load_options)
+    base.model = None  # only the processor and templates are needed in this process
+    return VLLMQualityModel(base, VLLMEngine(source, python))
