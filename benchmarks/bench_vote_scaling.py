@@ -62,6 +62,8 @@ def main() -> None:
         for n in counts:
             for i in range(n):
                 stack.start_worker(f"bench{i}")
+            for i in range(n):
+                stack.wait_ready(f"bench{i}")
             # Every worker loads the parent model on its first chunk: keep that out of the timing.
             time_voting(stack, {**round_config(args, 2 * n, seed=99), "chunk_size": 1})
             seconds, voted = time_voting(stack, round_config(args, args.pairs, seed=1))

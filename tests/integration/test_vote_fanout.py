@@ -47,6 +47,8 @@ def stack(tmp_path_factory) -> Iterator[RoundStack]:
     ) as s:
         s.start_worker("w1")
         s.start_worker("w2", beat=True)
+        s.wait_ready("w1")
+        s.wait_ready("w2")  # or w1 may vote every chunk before w2 consumes
         assert s.upload(16) == 16
         yield s
 
@@ -100,6 +102,7 @@ def test_a_worker_killed_mid_chunk_loses_only_that_chunk(stack) -> None:
 def test_a_round_trains_in_two_processes_and_registers_its_candidate(stack) -> None:
     if "w1" not in stack.workers:  # killed by the previous test
         stack.start_worker("w1")
+        stack.wait_ready("w1")
     # Logits votes always give labels; 2 pairs per step = one whole pair per training process.
     config = {**ROUND, "vote_mode": "logits", "pairs_per_step": 2, "seed": 3}
     round_id = stack.start_round(config)

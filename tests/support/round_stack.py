@@ -56,6 +56,17 @@ class RoundStack:
             [*argv, *(["--beat"] if beat else [])], {**self.env, **env}, self.log(name)
         )
 
+    def wait_ready(self, name: str, timeout: float = 180) -> None:
+        """Wait until worker `name` consumes (Celery logs "NAME@host ready.")."""
+        deadline = time.monotonic() + timeout
+        while not any(
+            line.startswith(f"{name}@") and line.endswith(" ready.")
+            for line in (r.get("msg", "") for r in self.records(name))
+        ):
+            if self.workers[name].poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(f"worker {name} not ready:\n{tail(self.log(name), 30)}")
+            time.sleep(0.2)
+
     def stop_worker(self, name: str, sig: int = signal.SIGTERM) -> None:
         stop(self.workers.pop(name), sig)
 
@@ -99,19 +110,24 @@ class RoundStack:
         httpx.post(f"{self.url}/v1/admin/rounds/{round_id}/cancel", headers=AUTH, timeout=30)
         self.wait_round(round_id, lambda b: b["status"] not in RUNNING, timeout=180)
 
-    def events(self, name: str, msg: str, round_id: int | None = None) -> list[dict[str, Any]]:
-        """The JSON log records of worker `name` with this message (and round)."""
+    def records(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log records of worker `name` so far."""
         records = []
         for line in self.log(name).read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("msg") == msg and round_id in (None, record.get("round")):
-                records.append(record)
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
         return records
+
+    def events(self, name: str, msg: str, round_id: int | None = None) -> list[dict[str, Any]]:
+        """The JSON log records of worker `name` with this message (and round)."""
+        return [
+            r
+            for r in self.records(name)
+            if r.get("msg") == msg and round_id in (None, r.get("round"))
+        ]
 
     def pairs(self, round_id: int) -> list[dict[str, Any]]:
         """The round's pair rows straight from Postgres."""
