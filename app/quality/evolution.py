@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import ndtr
 
+from app.quality.augment import AugmentConfig, augmented_pairs, variant_loader
 from app.quality.checkpoint import weights_digest
 from app.quality.grpo import GRPORoundConfig, TrainingCancelled, train_grpo, training_pairs
 from app.quality.images import prepare_image
@@ -61,6 +62,10 @@ class RoundConfig:
         default=None, metadata={"help": "Image pixel cap; None = the processor's own bound."}
     )
     batch_size: int = field(default=8, metadata={"help": "Images or pairs per forward pass."})
+    augment: AugmentConfig = field(
+        default_factory=AugmentConfig,
+        metadata={"help": "Distorted variants and same-reference pairs (paper: round 2)."},
+    )
 
 
 @dataclass
@@ -152,15 +157,19 @@ def run_round(
     report = on_progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
     ids = [str(p) for p in image_paths]
-    pairs = sample_pairs(ids, config.n_pairs, config.holdout_fraction, seed)
+    if config.augment.enabled:
+        pairs = augmented_pairs(ids, config.n_pairs, config.augment, config.holdout_fraction, seed)
+    else:
+        pairs = sample_pairs(ids, config.n_pairs, config.holdout_fraction, seed)
 
     start = time.perf_counter()
     parent = _load(model_dir, config)
     max_pixels = parent.max_pixels
 
-    def load_image(key: Hashable) -> Any:
+    def load_stored(key: Hashable) -> Any:
         return prepare_image(str(key), max_pixels)
 
+    load_image = variant_loader(load_stored, seed) if config.augment.enabled else load_stored
     timings["load_parent_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Pair", "max_pairs", "sample_pairs"]
+__all__ = ["Pair", "flag_holdout", "max_pairs", "sample_pairs"]
 
 Id = TypeVar("Id", bound=Hashable)
 
@@ -52,9 +52,7 @@ def sample_pairs(
         i, j = _unrank(index)
         a, b = (unique[i], unique[j]) if rng.random() < 0.5 else (unique[j], unique[i])
         pairs.append((a, b))
-    n_holdout = _holdout_count(n_pairs, holdout_fraction)
-    holdout = set(rng.sample(range(n_pairs), n_holdout))
-    return [Pair(a, b, k in holdout) for k, (a, b) in enumerate(pairs)]
+    return flag_holdout(pairs, holdout_fraction, seed)
 
 
 def _holdout_count(n_pairs: int, fraction: float) -> int:
@@ -68,3 +66,14 @@ def _unrank(index: int) -> tuple[int, int]:
     j = (1 + math.isqrt(1 + 8 * index)) // 2
     i = index - j * (j - 1) // 2
     return i, j
+
+
+def flag_holdout(
+    pairs: Sequence[tuple[Id, Id]], holdout_fraction: float, seed: int
+) -> list[Pair[Id]]:
+    """Pairs with a seeded `holdout_fraction` share flagged holdout (the rule of sample_pairs)."""
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise ValueError("holdout_fraction must be in [0, 1)")
+    n_holdout = _holdout_count(len(pairs), holdout_fraction)
+    holdout = set(random.Random(seed).sample(range(len(pairs)), n_holdout))
+    return [Pair(a, b, k in holdout) for k, (a, b) in enumerate(pairs)]
