@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.corpus.models import Image
 from app.db import session_scope
+from app.quality.augment import Variant, parse_variant, reference_of, variant_loader
 from app.quality.images import path_loader
 from app.quality.voting import VoteResult
 from app.registry import service as registry
@@ -78,7 +79,7 @@ def image_paths(shas: set[str]) -> dict[str, str]:
 
 
 def votes(round_id: int, *, holdout: bool) -> list[VoteResult]:
-    """The round's voted pairs of the training (or holdout) split."""
+    """The round's voted pairs of the training (or holdout) split; variants as Variant keys."""
     with session_scope() as db:
         rows = db.scalars(
             select(Pair).where(
@@ -86,6 +87,26 @@ def votes(round_id: int, *, holdout: bool) -> list[VoteResult]:
             )
         ).all()
         return [
-            VoteResult(p.image_a, p.image_b, p.votes_a, p.votes_b, p.invalid, p.p_star, p.holdout)
+            VoteResult(
+                parse_variant(p.image_a, p.variant_a),
+                parse_variant(p.image_b, p.variant_b),
+                p.votes_a,
+                p.votes_b,
+                p.invalid,
+                p.p_star,
+                p.holdout,
+            )
             for p in rows
         ]
+
+
+def variant_spec(key: Hashable) -> str | None:
+    """How a pair row stores a key's variant ("kind-level"), None for a stored image."""
+    return f"{key.kind}-{key.level}" if isinstance(key, Variant) else None
+
+
+def round_image_loader(config: RoundConfigIn, keys: Collection[Hashable]) -> Callable[[Any], Any]:
+    """A loader for the round's image keys: stored images by sha256, variants derived from
+    their reference with the round's seed."""
+    load = image_loader(image_paths({str(reference_of(k)) for k in keys}))
+    return variant_loader(load, config.seed) if config.augment else load

@@ -84,6 +84,9 @@ class Pair(Base):
     chunk: Mapped[int] = mapped_column(Integer, index=True)
     image_a: Mapped[str] = mapped_column(String(64))
     image_b: Mapped[str] = mapped_column(String(64))
+    # A derived variant of the stored image ("kind-level", augment rounds only); never stored.
+    variant_a: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    variant_b: Mapped[str | None] = mapped_column(String(32), nullable=True)
     holdout: Mapped[bool] = mapped_column(Boolean, default=False)
     votes_a: Mapped[int | None] = mapped_column(Integer, nullable=True)
     votes_b: Mapped[int | None] = mapped_column(Integer, nullable=True)

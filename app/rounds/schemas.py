@@ -7,8 +7,36 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.quality import distortions
+from app.quality.augment import AugmentConfig
 from app.quality.grpo import GRPORoundConfig
 from app.quality.voting import VoteConfig
+
+DistortionType = Literal[tuple(distortions.DISTORTIONS)]  # type: ignore[valid-type]
+
+
+class AugmentIn(BaseModel):
+    """Synthetic variants of the corpus images for this round only (the paper's round 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: int = Field(10, ge=1, le=32, description="Distorted versions per image (paper: 10).")
+    types: list[DistortionType] = Field(
+        default_factory=lambda: list(distortions.DISTORTIONS),
+        min_length=1,
+        description="Distortion types, each at a random level 1-5 (paper: 10 types).",
+    )
+    same_reference_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of pairs that are two versions of one image."
+    )
+
+    def augment_config(self) -> AugmentConfig:
+        """The library's augmentation config."""
+        return AugmentConfig(
+            variants=self.variants,
+            types=tuple(dict.fromkeys(self.types)),
+            same_reference_fraction=self.same_reference_fraction,
+        )
 
 
 class RoundConfigIn(BaseModel):
@@ -51,6 +79,11 @@ class RoundConfigIn(BaseModel):
         le=1,
         description="Weight of a 0/1 answer-format reward (0: the paper's reward only).",
     )
+    augment: AugmentIn | None = Field(
+        None,
+        description="Add distorted variants of the images and same-reference pairs to this "
+        "round's pool (the paper's round 2); empty: the stored images only.",
+    )
     seed: int = Field(0, ge=0, description="Seeds pair sampling, votes and training.")
     policy: Literal["auto", "manual"] = Field(
         "auto", description="auto: promote when the gate passes; manual: wait for an admin."
@@ -81,6 +114,10 @@ class RoundConfigIn(BaseModel):
         64, ge=2, le=10_000, description="Images scored to measure parse rate and spread."
     )
     eval_samples: int = Field(4, ge=1, le=64, description="Sampled scores per eval image.")
+
+    def augment_config(self) -> AugmentConfig:
+        """Variants for this round; disabled when `augment` is empty."""
+        return self.augment.augment_config() if self.augment else AugmentConfig()
 
     def vote_config(self) -> VoteConfig:
         """The library's offline-stage config."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
 
@@ -167,6 +168,9 @@ def test_round_config_is_validated(stack) -> None:
     assert bad.status_code == 422 and "votes" in bad.json()["detail"]
     unknown = httpx.post(f"{stack.url}/v1/admin/rounds", json={"config": {"vots": 3}}, headers=AUTH)
     assert unknown.status_code == 422
+    smear = {"config": {"augment": {"variants": 2, "types": ["smear"]}}}
+    bad_type = httpx.post(f"{stack.url}/v1/admin/rounds", json=smear, headers=AUTH)
+    assert bad_type.status_code == 422 and "types" in bad_type.json()["detail"]
 
 
 def test_a_round_promotes_a_new_version_and_the_api_swaps_without_failures(stack) -> None:
@@ -285,7 +289,10 @@ def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
         {"filename": "ghost.png", "reason": "listed in the CSV but not uploaded"}
     ]
     before = httpx.get(f"{stack.url}/v1/models").json()["active_version"]
-    config = {**SMALL_ROUND, "policy": "manual", "srcc_margin": 2.0, "seed": 3}
+    # Also the paper's round-2 pool: derived variants and same-reference pairs, never stored.
+    augment = {"variants": 2, "types": ["darken", "noise"], "same_reference_fraction": 0.5}
+    config = {**SMALL_ROUND, "policy": "manual", "srcc_margin": 2.0, "seed": 3, "augment": augment}
+    images_before = httpx.get(f"{stack.url}/v1/corpus").json()
     round_id = httpx.post(
         f"{stack.url}/v1/admin/rounds", json={"config": config}, headers=AUTH
     ).json()["id"]
@@ -294,6 +301,17 @@ def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
     checks = {c["name"]: c for c in done["gate"]["checks"]}
     assert "probe_srcc" in checks and checks["probe_srcc"]["passed"]
     assert done["gate"]["metrics"]["probe_set"] == "probe-one"
+    with psycopg.connect(stack.env["EVOQ_DATABASE_URL"].replace("+psycopg", "")) as conn:
+        rows = conn.execute(
+            "SELECT variant_a, variant_b, image_a = image_b, voted_at IS NOT NULL"
+            " FROM pairs WHERE round_id = %s",
+            (round_id,),
+        ).fetchall()
+    specs = {spec for a, b, _, _ in rows for spec in (a, b) if spec}
+    assert specs and {s.rsplit("-", 1)[0] for s in specs} <= {"darken", "noise"}
+    assert any(same for *_, same, _ in rows), "no pair of two versions of one image"
+    assert all(voted for *_, voted in rows)
+    assert httpx.get(f"{stack.url}/v1/corpus").json()["total"] == images_before["total"]
     candidate = done["candidate_version_id"]
     models = httpx.get(f"{stack.url}/v1/models").json()
     assert models["active_version"] == before

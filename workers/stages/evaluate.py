@@ -17,7 +17,7 @@ from app.rounds.models import Round
 from workers.heartbeat import cancel_requested, heartbeat
 from workers.model_cache import cached_model
 from workers.stages import NextTasks
-from workers.state import image_loader, image_paths, load_round, votes
+from workers.state import load_round, round_image_loader, votes
 
 
 def evaluate(round_id: int) -> NextTasks:
@@ -42,7 +42,7 @@ def evaluate(round_id: int) -> NextTasks:
     eval_shas = random.Random(config.seed).sample(
         trainable, min(config.eval_images, len(trainable))
     )
-    load = image_loader(image_paths({k for v in holdout for k in (v.a, v.b)} | set(eval_shas)))
+    load = round_image_loader(config, {k for v in holdout for k in (v.a, v.b)} | set(eval_shas))
     metrics: dict[str, Any] = {}
     with heartbeat(round_id):
         for role, path in (("parent", parent_path), ("candidate", candidate_path)):

@@ -6,12 +6,14 @@ from sqlalchemy import func, select
 
 from app.corpus import service as corpus
 from app.db import session_scope
+from app.quality.augment import augmented_pairs, reference_of
 from app.quality.pairs import max_pairs, sample_pairs
 from app.quality.voting import chunk_count
 from app.rounds.models import Pair, Round
+from app.rounds.schemas import RoundConfigIn
 from app.timeutil import utcnow
 from workers.stages import NextTasks
-from workers.state import load_round, rounds_advance
+from workers.state import load_round, rounds_advance, variant_spec
 
 
 def prepare(round_id: int) -> NextTasks:
@@ -23,15 +25,16 @@ def prepare(round_id: int) -> NextTasks:
     with session_scope() as db:
         if not db.scalar(select(func.count()).where(Pair.round_id == round_id)):
             shas = [image.sha256 for image in corpus.get_trainable(db=db)]
-            n_pairs = min(config.pairs, max_pairs(len(shas)))
-            sampled = sample_pairs(shas, n_pairs, config.holdout_fraction, config.seed)
+            sampled = _sample(shas, config)
             db.add_all(
                 Pair(
                     round_id=round_id,
                     idx=i,
                     chunk=i // config.chunk_size,
-                    image_a=p.a,
-                    image_b=p.b,
+                    image_a=reference_of(p.a),
+                    image_b=reference_of(p.b),
+                    variant_a=variant_spec(p.a),
+                    variant_b=variant_spec(p.b),
                     holdout=p.holdout,
                 )
                 for i, p in enumerate(sampled)
@@ -44,3 +47,13 @@ def prepare(round_id: int) -> NextTasks:
     if not rounds_advance(round_id, "pending", "voting"):
         return []
     return [("evoq.rounds.vote_chunk", [round_id, chunk]) for chunk in range(chunks)]
+
+
+def _sample(shas: list[str], config: RoundConfigIn) -> list:
+    """The round's pairs: random pairs of stored images, or of images and their variants."""
+    augment = config.augment_config()
+    if not augment.enabled:
+        n_pairs = min(config.pairs, max_pairs(len(shas)))
+        return sample_pairs(shas, n_pairs, config.holdout_fraction, config.seed)
+    n_pairs = min(config.pairs, max_pairs(len(shas) * (1 + augment.variants)) // 2)
+    return augmented_pairs(shas, n_pairs, augment, config.holdout_fraction, config.seed)

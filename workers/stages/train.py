@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 from app.db import session_scope
+from app.quality.augment import reference_of
 from app.quality.grpo_dataset import GRPORoundConfig
 from app.quality.zero_configs import deepspeed_config_file
 from app.rounds import service as rounds
@@ -16,10 +17,10 @@ from workers.model_cache import release_models
 from workers.stages import NextTasks
 from workers.state import (
     checkpoint_dir,
-    image_loader,
     image_paths,
     load_round,
     remove_unregistered_checkpoint,
+    round_image_loader,
     rounds_advance,
     votes,
 )
@@ -45,7 +46,7 @@ def train(round_id: int) -> NextTasks:
         touch(round_id, train_step=step, train_max_steps=max_steps)
 
     grpo = _with_deployment(config.grpo_config(), out_dir)
-    paths = image_paths({k for v in voted for k in (v.a, v.b)})
+    paths = image_paths({str(reference_of(k)) for v in voted for k in (v.a, v.b)})
     controls: dict[str, Any] = {
         "should_stop": lambda: cancel_requested(round_id),
         "on_progress": progress,
@@ -55,11 +56,14 @@ def train(round_id: int) -> NextTasks:
             if grpo.num_processes > 1:
                 from app.quality.grpo_launch import launch_train_grpo
 
+                if config.augment:
+                    raise ValueError(
+                        "augment rounds train in one process: set EVOQ_TRAIN_PROCESSES=1"
+                    )
                 result = launch_train_grpo(parent_path, voted, paths, grpo, out_dir, **controls)
             else:
-                result = train_grpo(
-                    parent_path, voted, image_loader(paths), grpo, out_dir, **controls
-                )
+                load = round_image_loader(config, {k for v in voted for k in (v.a, v.b)})
+                result = train_grpo(parent_path, voted, load, grpo, out_dir, **controls)
         except TrainingCancelled:
             with session_scope() as db:
                 rounds.finish(db=db, round_id=round_id, status="cancelled", error="cancelled")

@@ -9,6 +9,7 @@ import time
 from sqlalchemy import func, select
 
 from app.db import session_scope
+from app.quality.augment import parse_variant
 from app.quality.pairs import Pair as ImagePair
 from app.quality.voting import chunk_seed, vote_chunk
 from app.rounds.models import Pair, Round
@@ -16,7 +17,7 @@ from app.timeutil import utcnow
 from workers.heartbeat import heartbeat
 from workers.model_cache import cached_model
 from workers.stages import NextTasks
-from workers.state import image_loader, image_paths, load_round, rounds_advance
+from workers.state import load_round, round_image_loader, rounds_advance
 
 log = logging.getLogger("evoq.pipeline")
 
@@ -34,7 +35,16 @@ def vote(round_id: int, chunk: int) -> NextTasks:
                 .where(Pair.round_id == round_id, Pair.chunk == chunk)
                 .order_by(Pair.idx)
             ).all()
-            todo = [(p.id, p.image_a, p.image_b, p.holdout) for p in rows if p.voted_at is None]
+            todo = [
+                (
+                    p.id,
+                    parse_variant(p.image_a, p.variant_a),
+                    parse_variant(p.image_b, p.variant_b),
+                    p.holdout,
+                )
+                for p in rows
+                if p.voted_at is None
+            ]
         started = time.monotonic()
         log.info(
             "chunk started",
@@ -47,7 +57,7 @@ def vote(round_id: int, chunk: int) -> NextTasks:
         )
         if todo:
             pairs = [ImagePair(a, b, holdout) for _id, a, b, holdout in todo]
-            load = image_loader(image_paths({k for p in pairs for k in (p.a, p.b)}))
+            load = round_image_loader(config, {k for p in pairs for k in (p.a, p.b)})
             results = vote_chunk(
                 cached_model(parent_path),
                 pairs,
