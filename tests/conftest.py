@@ -26,3 +26,11 @@ def tiny_answering_model_dir(tiny_model_dir, tmp_path_factory):
     from app.demo.answer_prior import teach_answer_format
 
     return teach_answer_format(tiny_model_dir, tmp_path_factory.mktemp("models") / "answering")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules holding a `longest` test run first: under pytest-xdist (README's test command,
+    `-n 2 --dist loadscope`) the demo rebuild then overlaps every other module instead of
+    starting last."""
+    first = {item.module.__name__ for item in items if item.get_closest_marker("longest")}
+    items.sort(key=lambda item: item.module.__name__ not in first)

@@ -7,13 +7,14 @@ without human labels. Splits (prior, pool, eval) share no source image or textur
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+
+from app.quality import distortions
 
 __all__ = [
     "DISTORTIONS",
@@ -165,24 +166,10 @@ def _texture(size: int, rng: np.random.Generator) -> Image.Image:
 
 
 def distort(img: Image.Image, kind: str, level: int, rng: np.random.Generator) -> Image.Image:
-    """Apply distortion `kind` at `level` (0 = mildest, 4 = worst) to an RGB image."""
-    value = DISTORTIONS[kind][level]
-    if kind == "blur":
-        return img.filter(ImageFilter.GaussianBlur(value)) if value > 0 else img.copy()
-    if kind == "jpeg":
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=int(value))
-        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    x = np.asarray(img, dtype=np.float64) / 255.0
-    if kind == "darken":
-        x = x * value
-    elif kind == "contrast":
-        x = (1 - value) * x + value * x.mean()
-    elif kind == "noise":
-        x = x + rng.normal(0.0, value, size=x.shape)
-    else:
+    """Apply distortion `kind` at this benchmark's `level` (0 = mildest, 4 = worst)."""
+    if kind not in DISTORTIONS:
         raise ValueError(f"unknown distortion {kind!r}; known: {', '.join(DISTORTIONS)}")
-    return Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8), "RGB")
+    return distortions.apply(img, kind, DISTORTIONS[kind][level], rng)
 
 
 def generate(config: SyntheticConfig | None = None) -> dict[str, list[SyntheticImage]]:
