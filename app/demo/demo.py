@@ -28,6 +28,7 @@ from app.demo.answer_prior import supervised_batch
 from app.demo.synthetic import SyntheticConfig, SyntheticImage, generate, write_synthetic
 from app.demo.tiny import build_tiny_model
 from app.quality import metrics
+from app.quality.augment import AugmentConfig, Variant
 from app.quality.checkpoint import write_atomically
 from app.quality.evaluation import save_figure
 from app.quality.evolution import RoundConfig, run_round
@@ -96,6 +97,17 @@ class DemoConfig:
     eval_pairs: int = field(default=600, metadata={"help": "Eval pairs for comparison accuracy."})
     eval_samples: int = field(default=16, metadata={"help": "Sampled scores per eval image."})
     batch_size: int = field(default=32, metadata={"help": "Images or pairs per forward pass."})
+    label: str = field(default="hard", metadata={"help": "p*: 'hard' majority or 'soft' share."})
+    min_confidence: float | None = field(
+        default=None, metadata={"help": "Drop pool pairs whose majority share is below this."}
+    )
+    augment: AugmentConfig = field(
+        default_factory=lambda: AugmentConfig(variants=0, types=("darken", "contrast", "noise")),
+        metadata={"help": "Distorted variants of the pool images (paper: round 2)."},
+    )
+    augment_from_round: int = field(
+        default=2, metadata={"help": "First round whose pool adds the variants (paper: 2)."}
+    )
     compare_replay_steps: int = field(
         default=0,
         metadata={
@@ -118,6 +130,8 @@ class RoundRow:
     plcc_sampled: float
     srcc_fast: float  # expected rating from the answer-token distribution
     score_std: float  # std of the sampled-mean scores across images (collapse check)
+    # Labels on pairs of two versions of one pool image, where the next round adds variants.
+    same_ref_acc_k32: float = math.nan
 
 
 COLUMNS = (
@@ -129,6 +143,7 @@ COLUMNS = (
     ("plcc_sampled", "PLCC sampled"),
     ("srcc_fast", "SRCC fast"),
     ("score_std", "score std"),
+    ("same_ref_acc_k32", "same-ref acc K=32"),
 )
 
 
@@ -255,6 +270,8 @@ def pseudo_label_accuracy(
     correct = valid = 0
     majority = []
     for v in votes:
+        if isinstance(v.a, Variant) or isinstance(v.b, Variant) or v.p_star is None:
+            continue
         la, lb = level(v.a), level(v.b)
         if la == lb or v.votes_a + v.votes_b == 0:
             continue
@@ -265,6 +282,26 @@ def pseudo_label_accuracy(
         majority.append(0.5 if p == 0.5 else float((p > 0.5) == a_better))
     k1 = correct / valid if valid else math.nan
     return k1, float(np.mean(majority)) if majority else math.nan
+
+
+def same_reference_accuracy(votes: Sequence[VoteResult]) -> tuple[float, int]:
+    """Accuracy of the labels on pairs of two versions of one reference whose order is known
+    (the reference vs a variant, or two levels of one distortion type); and their count."""
+
+    def added(key: Any) -> tuple[str | None, int]:
+        return (key.kind, key.level) if isinstance(key, Variant) else (None, 0)
+
+    right = []
+    for v in votes:
+        ra = v.a.ref if isinstance(v.a, Variant) else v.a
+        rb = v.b.ref if isinstance(v.b, Variant) else v.b
+        if ra != rb or v.p_star is None:
+            continue
+        (ka, la), (kb, lb) = added(v.a), added(v.b)
+        if la == lb or (ka and kb and ka != kb):
+            continue
+        right.append(0.5 if v.p_star == 0.5 else float((v.p_star > 0.5) == (la < lb)))
+    return (float(np.mean(right)) if right else math.nan), len(right)
 
 
 def measure(
@@ -295,11 +332,19 @@ def measure(
 # ---- the demo ----------------------------------------------------------------------------
 
 
-def _round_config(cfg: DemoConfig) -> RoundConfig:
+def _round_config(cfg: DemoConfig, round_index: int = 1) -> RoundConfig:
+    augment = cfg.augment if round_index >= cfg.augment_from_round else AugmentConfig()
     return RoundConfig(
         n_pairs=cfg.n_pairs,
         holdout_fraction=0.0,  # the demo measures on its own eval split
-        vote=VoteConfig(k=cfg.votes, mode="sampled", reasoning=False),
+        vote=VoteConfig(
+            k=cfg.votes,
+            mode="sampled",
+            reasoning=False,
+            label=cfg.label,
+            min_confidence=cfg.min_confidence,
+        ),  # fmt: skip
+        augment=augment,
         grpo=GRPORoundConfig(
             num_generations=cfg.num_generations,
             learning_rate=cfg.learning_rate,
@@ -355,7 +400,6 @@ def run_demo(
         build_demo_base(base, cfg, progress=progress)
     timings["prior_s"] = time.perf_counter() - t0
 
-    round_cfg = _round_config(cfg)
     checkpoints: list[Path] = [base]
     rows: list[RoundRow] = []
     round_metrics: list[dict[str, Any]] = []
@@ -368,11 +412,14 @@ def run_demo(
         )  # fmt: skip
         numbers = measure(qm, eval_items, eval_pairs, cfg)
         seed = _round_seed(cfg, r + 1)
-        if r == cfg.rounds:  # the last model votes the pool pairs a next round would train on
+        next_cfg = _round_config(cfg, r + 1)
+        pool_votes = None
+        if r == cfg.rounds or next_cfg.augment.enabled:
+            # Pseudo-labels on stored pool pairs, comparable across rounds: the last model's,
+            # or this model's when its round votes on an augmented pool instead.
             pairs = sample_pairs([str(p) for p in pool_paths], cfg.n_pairs, 0.0, seed)
-            votes = vote_all(
-                qm, pairs, _pool_loader(data["pool"], pool_paths), round_cfg.vote, seed
-            )
+            loader = _pool_loader(data["pool"], pool_paths)
+            pool_votes = vote_all(qm, pairs, loader, next_cfg.vote, seed)
         del qm
         timings[f"measure_{r}_s"] = time.perf_counter() - t0
         if r < cfg.rounds:  # rows 0..R-1 report the votes that actually trained the next round
@@ -383,7 +430,7 @@ def run_demo(
                 if folder.exists():
                     shutil.rmtree(folder)
             result = run_round(
-                checkpoints[r], pool_paths, round_cfg, trained, seed=seed,
+                checkpoints[r], pool_paths, next_cfg, trained, seed=seed,
                 on_progress=_stage_bars(r + 1, progress),
             )  # fmt: skip
             if cfg.compare_replay_steps:
@@ -391,11 +438,14 @@ def run_demo(
                 replay_comparisons(trained, out, result.votes, loader, cfg, seed=seed)
             timings[f"round_{r + 1}_s"] = time.perf_counter() - t0
             round_metrics.append(_compact(result.metrics))
+            same_ref, n_same = same_reference_accuracy(result.votes)
+            round_metrics[-1]["same_reference"] = {"accuracy": same_ref, "pairs": n_same}
             checkpoints.append(out)
-            votes = result.votes
-        k1, k32 = pseudo_label_accuracy(votes, lambda key: level_of[str(key)])
+            pool_votes = pool_votes or result.votes
+        k1, k32 = pseudo_label_accuracy(pool_votes, lambda key: level_of[str(key)])
         kept = ("compare_acc", "srcc_sampled", "plcc_sampled", "srcc_fast", "score_std")
-        rows.append(RoundRow(r, k1, k32, **{k: numbers[k] for k in kept}))
+        same = same_ref if r < cfg.rounds and n_same else math.nan
+        rows.append(RoundRow(r, k1, k32, **{k: numbers[k] for k in kept}, same_ref_acc_k32=same))
         if on_checkpoint is not None:
             event_metrics = {
                 **dataclasses.asdict(rows[-1]),
@@ -482,6 +532,10 @@ def _compact(round_metrics: dict[str, Any]) -> dict[str, Any]:
 # ---- reporting -----------------------------------------------------------------------------
 
 
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3f}"
+
+
 def format_table(rows: Sequence[RoundRow]) -> str:
     """The demo table as Markdown, columns in the issue's order."""
     head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
@@ -489,7 +543,7 @@ def format_table(rows: Sequence[RoundRow]) -> str:
     body = [
         "| "
         + " | ".join(
-            str(row.round) if key == "round" else f"{getattr(row, key):.3f}" for key, _ in COLUMNS
+            str(row.round) if key == "round" else _cell(getattr(row, key)) for key, _ in COLUMNS
         )
         + " |"
         for row in rows
@@ -506,11 +560,11 @@ def plot_rows(rows: Sequence[RoundRow], path: str | Path) -> Path:
 
     rounds = [row.round for row in rows]
     fig, (acc_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    for key, title in COLUMNS[1:4]:
+    for key, title in (*COLUMNS[1:4], COLUMNS[8]):
         acc_ax.plot(rounds, [getattr(r, key) for r in rows], marker="o", label=title)
     acc_ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     acc_ax.set(xlabel="round", ylabel="accuracy", title="pairwise accuracy (eval / pool)")
-    for key, title in COLUMNS[4:]:
+    for key, title in COLUMNS[4:8]:
         score_ax.plot(rounds, [getattr(r, key) for r in rows], marker="o", label=title)
     score_ax.axhline(0.0, color="grey", lw=0.8, ls=":")
     score_ax.set(xlabel="round", title="scores on the eval split")

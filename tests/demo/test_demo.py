@@ -16,8 +16,10 @@ from app.demo.demo import (
     format_table,
     plot_rows,
     pseudo_label_accuracy,
+    same_reference_accuracy,
 )
 from app.model_sources import builtin_names
+from app.quality.augment import Variant
 from app.quality.loading import load_model
 from app.quality.voting import VoteResult
 
@@ -37,6 +39,25 @@ def test_pseudo_label_accuracy_by_hand():
     assert all(math.isnan(x) for x in pseudo_label_accuracy(votes[3:], level))
 
 
+def test_same_reference_accuracy_by_hand():
+    dark2, dark4, noise3 = (
+        Variant("r", "darken", 2),
+        Variant("r", "darken", 4),
+        Variant("r", "noise", 3),
+    )
+    votes = [
+        VoteResult("r", dark2, 30, 2, 0, 1.0),  # the reference beats its variant: right
+        VoteResult(dark4, dark2, 20, 12, 0, 1.0),  # level 4 is worse than level 2: wrong
+        VoteResult(dark2, noise3, 3, 29, 0, 0.0),  # two types: order unknown, left out
+        VoteResult("r", "s", 30, 2, 0, 1.0),  # two references: left out
+        VoteResult(noise3, "r", 16, 16, 0, 0.5),  # a tie counts half
+        VoteResult("r", dark4, 10, 12, 0, None),  # filtered out: no label, left out
+    ]
+    assert same_reference_accuracy(votes) == (pytest.approx((1 + 0 + 0.5) / 3), 3)
+    k1, k32 = pseudo_label_accuracy(votes, {"r": 0, "s": 2}.__getitem__)  # stored pairs only
+    assert k1 == pytest.approx(30 / 32) and k32 == 1.0
+
+
 def test_table_columns_in_issue_order(tmp_path):
     rows = [RoundRow(r, 0.6, 0.7, 0.72, 0.1 * r, 0.1 * r, 0.05, 0.8) for r in range(3)]
     table = format_table(rows).splitlines()
@@ -50,6 +71,7 @@ def test_table_columns_in_issue_order(tmp_path):
         "PLCC sampled",
         "SRCC fast",
         "score std",
+        "same-ref acc K=32",
     ]
     assert [line.split("|")[1].strip() for line in table[2:]] == ["0", "1", "2"]
     with Image.open(plot_rows(rows, tmp_path / "demo.png")) as img:
@@ -65,6 +87,7 @@ def test_demo_models_are_builtins():
 # measurement on the eval split. Smaller priors or fewer GRPO steps were measured and did not
 # reach the +0.3 gain reliably (prior 600 steps: +0.28; prior 300 + 40 steps: +0.17).
 @pytest.mark.slow
+@pytest.mark.longest
 def test_demo_evolved_learns_without_labels(tmp_path):
     events = []
     folder = build_demo_evolved(
