@@ -68,7 +68,7 @@ def make_synthetic(
     ),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     size: int = typer.Option(56, help="Side of the square images in pixels."),
-    counts: str = typer.Option("1100,500,360", help="Images in the prior,pool,eval splits."),
+    counts: str = typer.Option("1100,1500,360", help="Images in the prior,pool,eval splits."),
     distortions: str = typer.Option(
         "darken,contrast,noise", help="Distortion types (also: blur, jpeg)."
     ),

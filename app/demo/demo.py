@@ -82,7 +82,7 @@ class DemoConfig:
     )
     prior: PriorConfig = field(default_factory=PriorConfig, metadata={"help": "The prior."})
     rounds: int = field(default=2, metadata={"help": "Evolution rounds."})
-    n_pairs: int = field(default=600, metadata={"help": "Pool pairs voted per round."})
+    n_pairs: int = field(default=2000, metadata={"help": "Pool pairs voted per round."})
     votes: int = field(default=32, metadata={"help": "Votes per pair K."})
     num_generations: int = field(default=8, metadata={"help": "GRPO samples per image G."})
     grpo_steps: int = field(default=60, metadata={"help": "GRPO steps per round."})
@@ -99,10 +99,10 @@ class DemoConfig:
     batch_size: int = field(default=32, metadata={"help": "Images or pairs per forward pass."})
     label: str = field(default="hard", metadata={"help": "p*: 'hard' majority or 'soft' share."})
     min_confidence: float | None = field(
-        default=None, metadata={"help": "Drop pool pairs whose majority share is below this."}
+        default=0.7, metadata={"help": "Drop pool pairs whose majority share is below this."}
     )
     augment: AugmentConfig = field(
-        default_factory=lambda: AugmentConfig(variants=0, types=("darken", "contrast", "noise")),
+        default_factory=lambda: AugmentConfig(variants=10, types=("darken", "contrast", "noise")),
         metadata={"help": "Distorted variants of the pool images (paper: round 2)."},
     )
     augment_from_round: int = field(
@@ -582,6 +582,7 @@ def build_demo_evolved(
     config: DemoConfig | None = None,
     progress: bool = True,
     on_checkpoint: Callable[[CheckpointEvent], None] | None = None,
+    base_dir: str | Path | None = None,
 ) -> Path:
     """Write builtin:demo-evolved: the demo base after its rounds, with lineage.json.
 
@@ -591,7 +592,9 @@ def build_demo_evolved(
     cfg = config or DemoConfig()
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix=".demo-evolved.", dir=path.parent) as tmp:
-        result = run_demo(cfg, work_dir=tmp, on_checkpoint=on_checkpoint, progress=progress)
+        result = run_demo(
+            cfg, work_dir=tmp, base_dir=base_dir, on_checkpoint=on_checkpoint, progress=progress
+        )
         final = result.checkpoints[-1]
         shutil.copytree(final, path)
         lineage_dir = path / "lineage"

@@ -77,7 +77,7 @@ class SyntheticConfig:
     seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
     size: int = field(default=56, metadata={"help": "Side of the square output images (px)."})
     counts: dict[str, int] = field(
-        default_factory=lambda: {"prior": 1100, "pool": 500, "eval": 360},
+        default_factory=lambda: {"prior": 1100, "pool": 1500, "eval": 360},
         metadata={"help": "Images per split."},
     )
     variants: int = field(
