@@ -1,7 +1,7 @@
 """Pairs may name a derived variant of each image (augmented rounds, the paper's round 2).
 
 Revision ID: 0003_pair_variants
-Revises: 0001
+Revises: 0002_score_calibration
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_pair_variants"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_score_calibration"
 branch_labels = None
 depends_on = None
 
