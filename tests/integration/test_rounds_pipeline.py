@@ -311,7 +311,7 @@ def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
     assert specs and {s.rsplit("-", 1)[0] for s in specs} <= {"darken", "noise"}
     assert any(same for *_, same, _ in rows), "no pair of two versions of one image"
     assert all(voted for *_, voted in rows)
-    assert httpx.get(f"{stack.url}/v1/corpus").json()["total"] == images_before["total"]
+    assert httpx.get(f"{stack.url}/v1/corpus").json()["images"] == images_before["images"]
     candidate = done["candidate_version_id"]
     models = httpx.get(f"{stack.url}/v1/models").json()
     assert models["active_version"] == before
