@@ -45,6 +45,13 @@ async def get_limits(settings: Settings = Depends(get_settings_dep)) -> UploadLi
     return limits_from_settings(settings)
 
 
+# Answers every admin operation may give, documented on the admin routers.
+ADMIN_ERRORS: dict[int | str, dict] = {
+    401: {"description": "No bearer token."},
+    403: {"description": "Wrong bearer token."},
+    503: {"description": "EVOQ_ADMIN_TOKEN is not set: admin endpoints are disabled."},
+}
+
 _bearer = HTTPBearer(auto_error=False, description="EVOQ_ADMIN_TOKEN")
 
 

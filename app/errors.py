@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class EvoqError(Exception):
     """A typed failure that the API answers as `{"error": code, "detail": text, **extra}`."""
@@ -26,3 +28,28 @@ class EvoqError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of the answer."""
         return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer; some errors add fields (`filename`, `problems`, ...)."""
+
+    model_config = ConfigDict(extra="allow", title="Error")
+
+    error: str = Field(description="Machine-readable code, stable across releases.")
+    detail: str = Field(description="What went wrong, for people.")
+
+
+# Codes of the errors the HTTP layer itself raises (routing, body parsing), by status.
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def http_error(status_code: int, detail: Any) -> EvoqError:
+    """The one-shape error for an HTTP-layer failure (Starlette's HTTPException)."""
+    code = HTTP_ERROR_CODES.get(status_code, f"http_{status_code}")
+    return EvoqError(code, str(detail), status_code)

@@ -39,7 +39,8 @@ def readyz(request: Request) -> JSONResponse:
         if not model_state.get("ready"):
             reasons.append(model_state.get("reason") or "model not loaded")
     if reasons:
-        return JSONResponse({"status": "unready", "reasons": reasons, **detail}, status_code=503)
+        body = {"error": "not_ready", "detail": "; ".join(reasons), "status": "unready"}
+        return JSONResponse({**body, "reasons": reasons, **detail}, status_code=503)
     return JSONResponse({"status": "ready", **detail})
 
 

@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health
 from app.calibration.router import router as anchors_router
 from app.console.router import mount_console
 from app.corpus.router import router as corpus_router
-from app.errors import EvoqError
+from app.errors import EvoqError, http_error
 from app.observability import MetricsMiddleware
+from app.openapi import install_openapi
 from app.registry.router import admin_router as registry_admin_router
 from app.registry.router import router as registry_router
 from app.rounds.router import router as rounds_router
@@ -30,6 +32,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EvoqError)
     async def _evoq_error(_request: Request, exc: EvoqError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing and body-parsing failures (404, 405, malformed JSON) answer the one shape too.
+        error = http_error(exc.status_code, exc.detail)
+        return JSONResponse(error.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,6 +75,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     )
     app.state.settings = settings
     _install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(MetricsMiddleware)
     for router in (
         health.router,

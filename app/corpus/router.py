@@ -13,6 +13,7 @@ from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, ImagePatch, Upl
 from app.corpus.store import ImageStore
 from app.corpus.uploads import multipart_openapi, read_multipart
 from app.deps import get_db, get_limits, get_store
+from app.params import Offset
 
 router = APIRouter(prefix="/v1/corpus", tags=["corpus"])
 
@@ -90,7 +91,7 @@ async def upload_limits(limits: UploadLimits = Depends(get_limits)) -> UploadLim
 
 @router.get("/images", response_model=ImagePage, summary="List corpus images, newest first")
 def list_images(
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     db: Session = Depends(get_db),
 ) -> ImagePage:

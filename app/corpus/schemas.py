@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.timeutil import UtcDatetime
 
 
 class FileResult(BaseModel):
@@ -47,7 +48,7 @@ class ImageOut(BaseModel):
     source: str
     original_name: str | None
     train_opt_out: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ImagePatch(BaseModel):
@@ -74,4 +75,4 @@ class CorpusStats(BaseModel):
     bytes: int
     train_opt_out: int = Field(description="Images excluded from training by their owner.")
     since_last_round: int = Field(description="Images that arrived after the last round started.")
-    last_round_at: datetime | None
+    last_round_at: UtcDatetime | None

@@ -8,14 +8,20 @@ from sqlalchemy.orm import Session
 from app.calibration import service as calibration
 from app.calibration.models import VersionCalibration
 from app.calibration.schemas import CalibrationOut
-from app.deps import get_db, require_admin
+from app.deps import ADMIN_ERRORS, get_db, require_admin
+from app.params import RowId
 from app.registry import service
 from app.registry.models import ModelVersion
 from app.registry.schemas import ActivateIn, ActivationOut, ModelsOut, VersionOut
 from app.rounds import service as rounds
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-admin_router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+admin_router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=ADMIN_ERRORS,
+)
 
 
 def version_out(
@@ -66,7 +72,7 @@ def list_models(db: Session = Depends(get_db)) -> ModelsOut:
 @router.get(
     "/{version_id}", response_model=VersionOut, responses={404: {"description": "No such version."}}
 )
-def get_model(version_id: int, db: Session = Depends(get_db)) -> VersionOut:
+def get_model(version_id: RowId, db: Session = Depends(get_db)) -> VersionOut:
     """One version with its lineage and metrics."""
     version = service.get_or_raise(db=db, version_id=version_id)
     return version_out(
@@ -80,7 +86,7 @@ def get_model(version_id: int, db: Session = Depends(get_db)) -> VersionOut:
     summary="Serve this version (every API process swaps to it)",
 )
 def activate(
-    version_id: int,
+    version_id: RowId,
     body: ActivateIn = Body(default_factory=ActivateIn),
     actor: str = Depends(require_admin),
     db: Session = Depends(get_db),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from app.calibration.schemas import CalibrationOut
+from app.timeutil import UtcDatetime
 
 
 class VersionOut(BaseModel):
@@ -30,7 +30,7 @@ class VersionOut(BaseModel):
         "(its scores are then served raw, with `scale` null)."
     )
     note: str | None
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ActivationOut(BaseModel):
@@ -41,7 +41,7 @@ class ActivationOut(BaseModel):
     previous_version_id: int | None
     actor: str
     reason: str
-    at: datetime
+    at: UtcDatetime
 
 
 class ModelsOut(BaseModel):

@@ -7,8 +7,9 @@ from sqlalchemy.orm import Session
 
 from app.corpus.limits import UploadLimits
 from app.corpus.uploads import multipart_openapi, read_multipart
-from app.deps import get_db, get_limits, get_settings_dep, require_admin
+from app.deps import ADMIN_ERRORS, get_db, get_limits, get_settings_dep, require_admin
 from app.errors import EvoqError
+from app.params import RowId
 from app.rounds import service
 from app.rounds.schemas import (
     ProbeSetOut,
@@ -21,13 +22,12 @@ from app.rounds.schemas import (
 from app.settings import Settings
 from workers.enqueue import enqueue_round
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-
-AUTH_ERRORS = {
-    401: {"description": "No bearer token."},
-    403: {"description": "Wrong bearer token."},
-    503: {"description": "EVOQ_ADMIN_TOKEN is not set: admin endpoints are disabled."},
-}
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=ADMIN_ERRORS,
+)
 
 
 @router.post(
@@ -36,7 +36,6 @@ AUTH_ERRORS = {
     status_code=201,
     summary="Start an evolution round",
     responses={
-        **AUTH_ERRORS,
         409: {"description": "A round is already running, or the corpus is too small."},
         422: {"description": "Invalid config (`problems` names each field)."},
     },
@@ -65,14 +64,14 @@ def list_rounds(limit: int = Query(50, ge=1, le=500), db: Session = Depends(get_
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut, summary="One round")
-def get_round(round_id: int, db: Session = Depends(get_db)) -> RoundOut:
+def get_round(round_id: RowId, db: Session = Depends(get_db)) -> RoundOut:
     """Status, progress (pairs voted, training step), gate decision and error."""
     return RoundOut.model_validate(service.get_or_raise(db=db, round_id=round_id))
 
 
 @router.post("/rounds/{round_id}/cancel", response_model=RoundOut, summary="Cancel a round")
 def cancel_round(
-    round_id: int, actor: str = Depends(require_admin), db: Session = Depends(get_db)
+    round_id: RowId, actor: str = Depends(require_admin), db: Session = Depends(get_db)
 ) -> RoundOut:
     """Pending and voting rounds stop now; training and evaluation stop at the next step."""
     cancelled = service.cancel(db=db, round_id=round_id, actor=actor)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.params import MAX_ROW_ID
 from app.quality import distortions
 from app.quality.augment import AugmentConfig
 from app.quality.grpo import GRPORoundConfig
 from app.quality.voting import VoteConfig
+from app.timeutil import UtcDatetime
 
 DistortionType = Literal[tuple(distortions.DISTORTIONS)]  # type: ignore[valid-type]
 
@@ -60,7 +61,7 @@ class RoundConfigIn(BaseModel):
     )
     samples: int = Field(32, ge=2, le=256, description="Scoring samples per image in GRPO (G).")
     max_steps: int | None = Field(
-        None, ge=1, description="GRPO steps; empty: one pass over the training pairs."
+        None, ge=1, le=1_000_000, description="GRPO steps; empty: one pass over the training pairs."
     )
     pairs_per_step: int = Field(4, ge=1, le=512, description="Pairs per GRPO step.")
     learning_rate: float = Field(3e-7, gt=0, le=1e-2, description="AdamW learning rate.")
@@ -79,6 +80,7 @@ class RoundConfigIn(BaseModel):
         le=1,
         description="Weight of a 0/1 answer-format reward (0: the paper's reward only).",
     )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds pair sampling, votes and training.")
     augment: AugmentIn | None = Field(
         None,
         description="Add distorted variants of the images and same-reference pairs to this "
@@ -170,10 +172,10 @@ class RoundOut(BaseModel):
     trigger: str
     actor: str
     cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    heartbeat_at: UtcDatetime | None
 
 
 class RoundList(BaseModel):
@@ -186,7 +188,7 @@ class ScheduleIn(BaseModel):
     """Continuous mode: start a round when this many new images arrived and none is running."""
 
     enabled: bool
-    min_new_images: int = Field(500, ge=1)
+    min_new_images: int = Field(500, ge=1, le=MAX_ROW_ID)
     config: RoundConfigIn = Field(default_factory=RoundConfigIn)
 
 
@@ -199,7 +201,7 @@ class ScheduleOut(BaseModel):
     min_new_images: int
     config: dict[str, Any]
     updated_by: str
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class ProbeSetOut(BaseModel):
