@@ -251,9 +251,7 @@ def register_probe_set(
     """Store labelled probe images (CSV `filename,mos`) and make this the active probe set.
     Images are kept apart from the corpus: they gate and report, they never train."""
     mos = _parse_labels(labels_csv)
-    folder = root / _safe_name(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    labels: dict[str, float] = {}
+    accepted: dict[str, tuple[bytes, float]] = {}
     skipped: list[dict[str, str]] = []
     for upload in files:
         if upload.name not in mos:
@@ -264,16 +262,21 @@ def register_probe_set(
         except EvoqError as exc:
             skipped.append({"filename": upload.name, "reason": exc.detail})
             continue
-        stored = f"{image.sha256}.{image.ext}"  # never a path built from the client's name
-        (folder / stored).write_bytes(image.data)
-        labels[stored] = mos[upload.name]
+        # Stored under its digest, never under a path built from the client's name.
+        accepted[f"{image.sha256}.{image.ext}"] = (image.data, mos[upload.name])
     missing = sorted(set(mos) - {u.name for u in files})
     skipped += [{"filename": m, "reason": "listed in the CSV but not uploaded"} for m in missing]
-    if len(labels) < 3:
+    if len(accepted) < 3:  # refused before anything is written: no orphan files
         raise EvoqError(
             "probe_set_too_small",
-            f"a probe set needs at least 3 labelled images, got {len(labels)}",
+            f"a probe set needs at least 3 labelled images, got {len(accepted)}",
         )
+    folder = root / _safe_name(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels: dict[str, float] = {}
+    for stored, (data, score) in accepted.items():
+        (folder / stored).write_bytes(data)
+        labels[stored] = score
     db.execute(update(ProbeSet).values(active=False))
     existing = db.scalars(select(ProbeSet).where(ProbeSet.name == name)).first()
     if existing is not None:
