@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -9,9 +11,16 @@ from sqlalchemy.orm import Session
 from app.corpus import service
 from app.corpus.errors import status_for
 from app.corpus.limits import UploadLimits
-from app.corpus.schemas import CorpusStats, ImageOut, ImagePage, ImagePatch, UploadResponse
+from app.corpus.schemas import (
+    CorpusStats,
+    FileResult,
+    ImageOut,
+    ImagePage,
+    ImagePatch,
+    UploadResponse,
+)
 from app.corpus.store import ImageStore
-from app.corpus.uploads import multipart_openapi, read_multipart
+from app.corpus.uploads import UploadedFile, multipart_openapi, read_multipart
 from app.deps import get_db, get_limits, get_store
 from app.params import Offset
 
@@ -52,8 +61,10 @@ async def upload_images(
     sha256) or `rejected` with a reason; files are on disk before their rows are written."""
     form, files = await read_multipart(request, limits)
     opt_out = str(form.get("train_opt_out", "false")).lower() in ("1", "true", "yes", "on")
-    results = service.ingest(db=db, store=store, files=files, limits=limits, train_opt_out=opt_out)
-    db.commit()
+    # Validation, fsync and database writes stay off the event loop (scoring keeps answering).
+    results = await asyncio.to_thread(
+        _ingest_and_commit, db, store, files, limits, train_opt_out=opt_out
+    )
     counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "rejected")}
     body = UploadResponse(
         results=results,
@@ -75,6 +86,21 @@ async def upload_images(
             status = 422
         return JSONResponse({**error, **body}, status_code=status)
     return JSONResponse(body)
+
+
+def _ingest_and_commit(
+    db: Session,
+    store: ImageStore,
+    files: list[UploadedFile],
+    limits: UploadLimits,
+    *,
+    train_opt_out: bool,
+) -> list[FileResult]:
+    results = service.ingest(
+        db=db, store=store, files=files, limits=limits, train_opt_out=train_opt_out
+    )
+    db.commit()
+    return results
 
 
 @router.get("", response_model=CorpusStats, summary="Corpus totals")

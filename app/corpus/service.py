@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from sqlalchemy import Integer, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.corpus.archive import iter_zip_members, looks_like_zip
@@ -115,30 +116,42 @@ def add_image(
     existing = db.get(Image, image.sha256)
     if existing is not None:
         seen_here[image.sha256] = label
-        return FileResult(
-            filename=label,
-            status="duplicate",
-            sha256=image.sha256,
-            duplicate_of=f"same bytes (sha256) as the corpus image stored "
-            f"{existing.created_at:%Y-%m-%d %H:%M:%S} from {existing.original_name!r}",
-        )
+        return _duplicate_of_stored(label, existing)
     path = store.put(image.data, image.sha256, image.ext)  # durable before the row exists
-    db.add(
-        Image(
-            sha256=image.sha256,
-            path=str(path),
-            width=image.width,
-            height=image.height,
-            format=image.format,
-            bytes=image.bytes,
-            source=source,
-            original_name=label[:512],
-            train_opt_out=train_opt_out,
-        )
+    row = Image(
+        sha256=image.sha256,
+        path=str(path),
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        bytes=image.bytes,
+        source=source,
+        original_name=label[:512],
+        train_opt_out=train_opt_out,
     )
-    db.flush()
+    try:
+        # A savepoint: a concurrent upload of the same bytes (another request or replica) may
+        # insert the row first; that makes this one a duplicate, not a failed request.
+        with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        winner = db.get(Image, image.sha256)
+        if winner is None:
+            raise
+        seen_here[image.sha256] = label
+        return _duplicate_of_stored(label, winner)
     seen_here[image.sha256] = label
     return FileResult(filename=label, status="stored", sha256=image.sha256)
+
+
+def _duplicate_of_stored(label: str, existing: Image) -> FileResult:
+    return FileResult(
+        filename=label,
+        status="duplicate",
+        sha256=existing.sha256,
+        duplicate_of=f"same bytes (sha256) as the corpus image stored "
+        f"{existing.created_at:%Y-%m-%d %H:%M:%S} from {existing.original_name!r}",
+    )
 
 
 def _rejected(label: str, exc: UploadRejected) -> FileResult:
