@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -14,15 +12,10 @@ import uvicorn
 
 from app.db import migrate
 from app.logs import configure_logging
+from app.procutil import die_with_parent
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("evoq.serve")
-
-
-def _die_with_parent() -> None:
-    # The embedded worker must not outlive a server that was killed without a clean shutdown.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def start_embedded_worker(settings: Settings) -> subprocess.Popen | None:
@@ -31,7 +24,9 @@ def start_embedded_worker(settings: Settings) -> subprocess.Popen | None:
         return None
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     argv = [sys.executable, "-m", "app.cli", "worker", "--queues", "default,gpu", "--beat"]
-    proc = subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    # The embedded worker must not outlive a server that was killed without a clean shutdown.
+    parent = os.getpid()
+    proc = subprocess.Popen(argv, env=env, preexec_fn=lambda: die_with_parent(parent))  # noqa: PLW1509
     log.info("embedded worker started", extra={"pid": proc.pid})
     return proc
 

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         description="Times a voting round whose heartbeat went stale re-sends its unvoted chunks "
         "(a worker died mid-chunk) before it is marked failed.",
     )
+    round_pending_timeout_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A round still pending this long after it was created is marked failed "
+        "(no worker took its task: none running, or the broker lost the message).",
+    )
     housekeeping_seconds: float = Field(
         30.0,
         gt=0,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import beat_embedded_init
 
+from app.procutil import die_with_parent
 from app.settings import Settings, get_settings
 
 GPU_QUEUE = "gpu"
@@ -69,6 +72,13 @@ def celery_config(settings: Settings) -> dict:
             }
         },
     }
+
+
+@beat_embedded_init.connect
+def _beat_dies_with_its_worker(**_kwargs: object) -> None:
+    # `worker --beat` runs beat in a child process; a SIGKILLed worker would leave it running,
+    # still sending housekeeping (one more orphan per restart).
+    die_with_parent(os.getppid())  # billiard's child: multiprocessing.parent_process() is None
 
 
 def create_celery(settings: Settings | None = None) -> Celery:

@@ -30,7 +30,11 @@ def housekeep() -> dict[str, Any]:
         task for round_id in claimed for task in redeliver_lost_chunks(round_id)
     ]
     with session_scope() as db:
-        failed = rounds.reap_stale(db=db, stale_after_s=settings.round_stale_seconds)
+        failed = rounds.reap_stale(
+            db=db,
+            stale_after_s=settings.round_stale_seconds,
+            pending_after_s=settings.round_pending_timeout_seconds,
+        )
     for round_id in failed:
         remove_unregistered_checkpoint(round_id)
     started = None

@@ -57,13 +57,17 @@ def fail(round_id: int, error: str) -> None:
 
 
 def remove_unregistered_checkpoint(round_id: int) -> None:
-    """Delete the round's checkpoint folder unless a model version points at it."""
+    """Delete the round's checkpoint folder unless a model version points at it, and the
+    staging and trainer folders a worker killed mid-write leaves beside it."""
     with session_scope() as db:
         found = db.get(Round, round_id)
         registered = found is not None and found.candidate_version_id is not None
     folder = checkpoint_dir(round_id)
-    if not registered and folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
+    if registered:
+        return
+    for path in [folder, *folder.parent.glob(f".{folder.name}.*")]:
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def image_loader(db_paths: dict[str, str]) -> Callable[[str], Any]:

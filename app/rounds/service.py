@@ -180,8 +180,23 @@ def claim_stale_voting(*, db: Session, stale_after_s: float, max_redeliveries: i
     return claimed
 
 
-def reap_stale(*, db: Session, stale_after_s: float) -> list[int]:
-    """Fail running rounds whose worker stopped sending heartbeats (killed, lost, crashed)."""
+def reap_stale(*, db: Session, stale_after_s: float, pending_after_s: float) -> list[int]:
+    """Fail running rounds whose worker stopped sending heartbeats (killed, lost, crashed), and
+    pending rounds that no worker picked up in time."""
+    never_started = db.scalars(
+        select(Round).where(
+            Round.status == "pending",
+            Round.created_at < utcnow() - timedelta(seconds=pending_after_s),
+        )
+    ).all()
+    for found in never_started:
+        finish(
+            db=db,
+            round_id=found.id,
+            status="failed",
+            error=f"never picked up: pending for more than {pending_after_s:.0f}s "
+            "(no worker took its task, or the broker lost it)",
+        )
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     stale = db.scalars(
         select(Round).where(
@@ -197,7 +212,7 @@ def reap_stale(*, db: Session, stale_after_s: float) -> list[int]:
             status="failed",
             error=f"worker lost: no heartbeat for {stale_after_s:.0f}s while {found.status}",
         )
-    return [found.id for found in stale]
+    return [found.id for found in (*never_started, *stale)]
 
 
 # ---- continuous mode -----------------------------------------------------------------------

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -17,67 +16,12 @@ import pytest
 import redis
 
 from tests.badinputs import image_bytes
-from tests.support.services import (
-    REDIS_URL,
-    evoq_argv,
-    free_port,
-    fresh_postgres_database,
-    production_env,
-    start_process,
-    stop,
-    tail,
-    wait_http,
-)
+from tests.support.services import REDIS_URL, fresh_postgres_database, stop, tail
+from tests.support.stack import AUTH, SMALL_ROUND, Stack, corpus_files, production_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TOKEN = "pipeline-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Small enough for a CPU; the gate is loosened because a random tiny model neither parses
-# sampled scores nor ranks well: this test is about the pipeline, not about learning.
-SMALL_ROUND = {
-    "pairs": 16,
-    "votes": 4,
-    "vote_mode": "logits",
-    "samples": 4,
-    "max_steps": 2,
-    "pairs_per_step": 2,
-    "learning_rate": 1e-3,
-    "format_reward_weight": 1.0,
-    "eval_images": 4,
-    "eval_samples": 2,
-    "chunk_size": 4,
-    "accuracy_margin": 1.0,
-    "min_parse_rate": 0.0,
-    "min_score_std": 0.0,
-    "policy": "auto",
-}
 LONG_TRAINING = {**SMALL_ROUND, "max_steps": 5000, "seed": 1}
-
-
-@dataclass
-class Stack:
-    url: str
-    env: dict[str, str]
-    data_dir: Path
-    logs: Path
-    server: object
-    worker: object
-    extra: dict = field(default_factory=dict)
-
-    def start_worker(self) -> None:
-        self.worker = start_process(
-            evoq_argv("worker", "--queues", "default,gpu", "--pool", "solo", "--beat"),
-            self.env,
-            self.logs / "worker.log",
-        )
-
-
-def _files(n: int, offset: int = 0) -> list:
-    return [
-        ("files", (f"img{i}.png", image_bytes("PNG", (40, 40), seed=1000 + i), "image/png"))
-        for i in range(offset, offset + n)
-    ]
 
 
 @contextmanager
@@ -85,32 +29,11 @@ def pipeline_stack(root: Path, redis_db_number: int, **settings: str) -> Iterato
     """Postgres, a Redis DB of the caller's, an API server and a worker with `settings`."""
     redis_db = f"{REDIS_URL}/{redis_db_number}"
     redis.Redis.from_url(redis_db).flushdb()
-    with fresh_postgres_database() as db_url:
-        port = free_port()
-        env = production_env(
-            db_url=db_url,
-            broker_url=redis_db,
-            data_dir=root / "data",
-            port=port,
-            admin_token=TOKEN,
-            EVOQ_ROUND_HEARTBEAT_SECONDS="1",
-            EVOQ_ROUND_STALE_SECONDS="8",
-            EVOQ_HOUSEKEEPING_SECONDS="2",
-            EVOQ_ACTIVATION_POLL_SECONDS="0.5",
-            **settings,
-        )
-        server = start_process(evoq_argv("serve"), env, root / "server.log")
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/readyz", timeout=240, proc=server)
-        s = Stack(url, env, root / "data", root, server, None)
-        s.start_worker()
-        try:
-            yield s
-        finally:
-            stop(s.worker)
-            stop(server)
-            print("--- server log ---\n" + tail(root / "server.log", 40))
-            print("--- worker log ---\n" + tail(root / "worker.log", 80))
+    with (
+        fresh_postgres_database() as db_url,
+        production_stack(root, db_url, redis_db, **settings) as s,
+    ):
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -120,26 +43,19 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _round(stack: Stack, round_id: int) -> dict:
-    response = httpx.get(f"{stack.url}/v1/admin/rounds/{round_id}", headers=AUTH)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return stack.round(round_id)
 
 
 def _wait_round(stack: Stack, round_id: int, until, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = _round(stack, round_id)
-        if until(body):
-            return body
-        time.sleep(0.5)
-    pytest.fail(f"round {round_id} stuck: {body}\n{tail(stack.logs / 'worker.log', 60)}")
+    return stack.wait_round(round_id, until, timeout, every=0.5)
 
 
 def _score_version(stack: Stack) -> int:
-    files = [("files", ("x.png", image_bytes("PNG", (32, 32), seed=5), "image/png"))]
-    response = httpx.post(f"{stack.url}/v1/score", files=files, timeout=60)
-    assert response.status_code == 200, response.text
-    return response.json()["results"][0]["model_version"]
+    return stack.score_version()
+
+
+def _files(n: int, offset: int = 0) -> list:
+    return corpus_files(n, offset)
 
 
 def _wait_serving(stack: Stack, version: int, timeout: float = 120) -> None:

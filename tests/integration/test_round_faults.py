@@ -1,0 +1,185 @@
+"""Faults at every stage of a round, on the production stack (Postgres, Redis, an API process,
+a Celery worker process; the tiny model). One stack, cases in file order.
+
+A worker is SIGKILLed during voting, training, evaluation and while the checkpoint is being
+written; the disk fills during the checkpoint write; a pending round's task is lost. Each time:
+the round ends failed with a reason, no checkpoint (complete or partial) is left or registered,
+the serving model is untouched, and the next round starts. Stage entry is detected from the
+round's status and progress in the database, never from guessed sleeps.
+Cost: ~3 minutes on a 2-core CPU machine (6 worker restarts, 7 short rounds).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.support.services import REDIS_URL, fresh_postgres_database
+from tests.support.stack import FINAL_STATUSES, SMALL_ROUND, Stack, production_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REDIS_DB = f"{REDIS_URL}/11"
+# Manual policy: a round that does get through never changes the serving model.
+FAULT_ROUND = {**SMALL_ROUND, "policy": "manual"}
+# Voting in many small chunks of sampled votes, so that a kill lands between chunks.
+SLOW_VOTING = {**FAULT_ROUND, "pairs": 24, "chunk_size": 2, "vote_mode": "sampled", "votes": 8}
+LONG_TRAINING = {**FAULT_ROUND, "max_steps": 5000}
+# Evaluation that samples many scores per image; training stays at two steps.
+SLOW_EVALUATION = {**FAULT_ROUND, "eval_images": 12, "eval_samples": 64}
+PENDING_TIMEOUT_S = 6
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("faults")
+    redis.Redis.from_url(REDIS_DB).flushdb()
+    with (
+        fresh_postgres_database() as db_url,
+        production_stack(
+            root,
+            db_url,
+            REDIS_DB,
+            EVOQ_ROUND_STALE_SECONDS="5",
+            EVOQ_ROUND_PENDING_TIMEOUT_SECONDS=str(PENDING_TIMEOUT_S),
+        ) as s,
+    ):
+        assert s.upload(12)["stored"] == 12
+        s.extra["models"] = httpx.get(f"{s.url}/v1/models").json()
+        yield s
+
+
+def _rounds_dir(stack: Stack) -> Path:
+    return stack.data_dir / "models" / "rounds"
+
+
+def _leftovers(stack: Stack, round_id: int) -> list[str]:
+    """The round's checkpoint folder, or its staging/trainer folders, if any is on disk."""
+    folder = _rounds_dir(stack)
+    name = f"round-{round_id}"
+    found = folder.iterdir() if folder.exists() else []
+    return [p.name for p in found if p.name == name or p.name.startswith(f".{name}.")]
+
+
+def _assert_failed_cleanly(stack: Stack, round_id: int, *reason: str) -> dict:
+    """The round failed with `reason` in its error, nothing was left or registered, the serving
+    model is the one from before, and a new round is accepted."""
+    failed = stack.wait_round(round_id, lambda b: b["status"] in FINAL_STATUSES, timeout=180)
+    assert failed["status"] == "failed", failed
+    for part in reason:
+        assert part in failed["error"], failed["error"]
+    assert failed["candidate_version_id"] is None
+    assert _leftovers(stack, round_id) == []
+    _assert_serving_untouched(stack, round_id)
+    return failed
+
+
+def _assert_serving_untouched(stack: Stack, round_id: int) -> None:
+    active = stack.extra["models"]["active_version"]
+    after = httpx.get(f"{stack.url}/v1/models").json()
+    assert after["active_version"] == active
+    assert not [
+        v for v in after["versions"] if v["round_id"] == round_id and v["status"] == "active"
+    ]
+    assert stack.score_version() == active
+
+
+def _kill_and_restart(stack: Stack) -> None:
+    stack.kill_worker()
+    stack.start_worker()  # its housekeeping notices the dead worker's stale heartbeat
+
+
+def test_kill_during_voting(stack: Stack) -> None:
+    round_id = stack.start_round(SLOW_VOTING)
+    during = stack.wait_round(
+        round_id,
+        lambda b: b["status"] == "voting" and b["progress"].get("pairs_voted", 0) >= 2,
+    )
+    assert during["progress"]["pairs_voted"] < during["progress"]["pairs_total"]
+    _kill_and_restart(stack)
+    done = stack.wait_round(round_id, lambda b: b["status"] in FINAL_STATUSES, timeout=180)
+    if done["status"] == "failed":  # the chunk being voted was lost with the worker
+        _assert_failed_cleanly(stack, round_id, "worker lost", "voting")
+    else:  # the kill fell after a chunk's votes were written: the round went on (resumed)
+        assert done["status"] in ("awaiting_approval", "rejected"), done
+        assert done["progress"]["pairs_voted"] == done["progress"]["pairs_total"]
+        _assert_serving_untouched(stack, round_id)
+
+
+def test_kill_during_training(stack: Stack) -> None:
+    round_id = stack.start_round({**LONG_TRAINING, "seed": 1})
+    stack.wait_round(round_id, lambda b: b["progress"].get("train_step", 0) >= 1)
+    _kill_and_restart(stack)
+    _assert_failed_cleanly(stack, round_id, "worker lost", "training")
+
+
+def test_kill_during_evaluation(stack: Stack) -> None:
+    round_id = stack.start_round({**SLOW_EVALUATION, "seed": 2})
+    stack.wait_round(round_id, lambda b: b["status"] == "evaluating", every=0.05)
+    _kill_and_restart(stack)
+    failed = _assert_failed_cleanly(stack, round_id, "worker lost", "evaluating")
+    assert failed["progress"]["checkpoint"]  # the written checkpoint was removed, unregistered
+
+
+def test_kill_while_the_checkpoint_is_written(stack: Stack, tmp_path: Path) -> None:
+    marker = tmp_path / "writing"
+    stack.kill_worker()
+    stack.start_worker(
+        "tests.support.faulty_worker", EVOQ_TEST_FAULT="hang", EVOQ_TEST_FAULT_MARKER=str(marker)
+    )
+    round_id = stack.start_round({**FAULT_ROUND, "seed": 3})
+    stack.wait_round(round_id, lambda _b: marker.exists())
+    staging = Path(marker.read_text())
+    assert staging.is_dir() and any(staging.glob("*.safetensors"))  # weights half-published
+    _kill_and_restart(stack)
+    _assert_failed_cleanly(stack, round_id, "worker lost", "training")
+    assert not staging.exists()
+
+
+def _mount_small_tmpfs(folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    )
+    return mounted.returncode == 0
+
+
+def test_a_full_disk_during_the_checkpoint_write(stack: Stack) -> None:
+    """A 256 KiB tmpfs under the checkpoints folder (the tiny model's weights are ~1.4 MB);
+    where mounting is not allowed, the write fails with ENOSPC through the faulty worker."""
+    folder = _rounds_dir(stack)
+    mounted = _mount_small_tmpfs(folder)
+    if not mounted:
+        stack.kill_worker()
+        stack.start_worker("tests.support.faulty_worker", EVOQ_TEST_FAULT="enospc")
+    try:
+        round_id = stack.start_round({**FAULT_ROUND, "seed": 4})
+        _assert_failed_cleanly(stack, round_id, "No space left on device")
+        assert not any(folder.iterdir())
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+        else:
+            stack.kill_worker()
+            stack.start_worker()
+    stack.extra["disk_full"] = "tmpfs" if mounted else "injected ENOSPC"
+
+
+def test_a_pending_round_whose_task_was_lost_fails_after_the_timeout(stack: Stack) -> None:
+    stack.kill_worker()
+    round_id = stack.start_round({**FAULT_ROUND, "seed": 5})
+    redis.Redis.from_url(REDIS_DB).delete("default")  # the broker lost the queued task
+    stack.start_worker()
+    _assert_failed_cleanly(stack, round_id, "never picked up")
+
+
+def test_after_all_that_a_round_runs_to_its_end(stack: Stack) -> None:
+    round_id = stack.start_round({**SMALL_ROUND, "seed": 6})
+    done = stack.wait_round(round_id, lambda b: b["status"] in FINAL_STATUSES, timeout=300)
+    assert done["status"] in ("promoted", "rejected"), done
+    assert done["candidate_version_id"] is not None
