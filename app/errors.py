@@ -39,6 +39,19 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, for people.")
 
 
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable(exc: Exception) -> EvoqError:
+    """The answer while the database cannot be reached (restarting, failing over, down)."""
+    return EvoqError(
+        "database_unavailable",
+        f"the database did not answer ({type(exc).__name__}); retry shortly",
+        503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 # Codes of the errors the HTTP layer itself raises (routing, body parsing), by status.
 HTTP_ERROR_CODES = {
     400: "bad_request",

@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health
 from app.calibration.router import router as anchors_router
 from app.console.router import mount_console
 from app.corpus.router import router as corpus_router
-from app.errors import EvoqError, http_error
+from app.errors import EvoqError, database_unavailable, http_error
 from app.observability import MetricsMiddleware
 from app.openapi import install_openapi
 from app.registry.router import admin_router as registry_admin_router
@@ -38,6 +39,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Routing and body-parsing failures (404, 405, malformed JSON) answer the one shape too.
         error = http_error(exc.status_code, exc.detail)
         return JSONResponse(error.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # A connection refused, reset or timed out: the client may retry, not a server bug.
+        log.warning("database unavailable", extra={"error": f"{type(exc).__name__}"})
+        error = database_unavailable(exc)
+        return JSONResponse(error.to_dict(), status_code=503, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
