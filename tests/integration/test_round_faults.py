@@ -12,6 +12,7 @@ Cost: ~3 minutes on a 2-core CPU machine (6 worker restarts, 7 short rounds).
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def _assert_failed_cleanly(stack: Stack, round_id: int, *reason: str) -> dict:
     for part in reason:
         assert part in failed["error"], failed["error"]
     assert failed["candidate_version_id"] is None
+    # Housekeeping removes the folders right after it commits the failure.
+    deadline = time.monotonic() + 60
+    while _leftovers(stack, round_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _leftovers(stack, round_id) == []
     _assert_serving_untouched(stack, round_id)
     return failed
