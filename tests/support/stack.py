@@ -72,19 +72,19 @@ class Stack:
     logs: Path
     server: subprocess.Popen
     worker: subprocess.Popen | None = None
+    worker_module: str | None = None  # run `python -m this` instead of `evoq worker`
     extra: dict = field(default_factory=dict)
 
-    def start_worker(self, module: str | None = None, *, wait: bool = True, **env: str) -> None:
-        """Start the worker (`evoq worker`, or `python -m module` with extra env) and wait
-        until it consumes (its "ready." log line)."""
+    def start_worker(self) -> None:
+        """Start the worker and wait until it consumes (its "ready." log line)."""
         argv = evoq_argv("worker", "--queues", "default,gpu", "--pool", "solo", "--beat")
-        if module is not None:
-            argv = [argv[0], "-m", module]
+        if self.worker_module is not None:
+            argv = [argv[0], "-m", self.worker_module]
         log = self.logs / "worker.log"
         readies = _count(log, " ready.")
-        self.worker = start_process(argv, {**self.env, **env}, log)
+        self.worker = start_process(argv, self.env, log)
         deadline = time.monotonic() + 180
-        while wait and _count(log, " ready.") <= readies:
+        while _count(log, " ready.") <= readies:
             if self.worker.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"worker did not start:\n{tail(log)}")
             time.sleep(0.2)
@@ -152,14 +152,21 @@ def stack_env(root: Path, port: int, database_url: str, broker_url: str, **extra
 
 @contextmanager
 def production_stack(
-    root: Path, database_url: str, broker_url: str, *, worker: bool = True, **extra: str
+    root: Path,
+    database_url: str,
+    broker_url: str,
+    *,
+    worker: bool = True,
+    worker_module: str | None = None,
+    **extra: str,
 ) -> Iterator[Stack]:
-    """An API server (ready) and, unless `worker=False`, a worker; both stopped afterwards."""
+    """An API server (ready) and, unless `worker=False`, a worker (`python -m worker_module`
+    if given); both stopped afterwards."""
     port = free_port()
     env = stack_env(root, port, database_url, broker_url, **extra)
     server = start_process(evoq_argv("serve"), env, root / "server.log")
     url = f"http://127.0.0.1:{port}"
-    stack = Stack(url, env, root / "data", root, server)
+    stack = Stack(url, env, root / "data", root, server, worker_module=worker_module)
     try:
         wait_http(f"{url}/readyz", timeout=240, proc=server)
         if worker:
