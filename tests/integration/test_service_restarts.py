@@ -4,8 +4,9 @@ a PRIVATE Postgres cluster (the machine's shared ones serve other runs and are n
 While clients score and a round votes, Redis is shut down (losing its queues) and started
 again, then Postgres. Scoring answers 200 or 503 with Retry-After and never hangs; everything
 recovers without restarting the API or the worker; /readyz reports each outage; the round
-ends (failed with the reason, or finished) instead of staying `voting`; no corpus row or
-file is lost. Cost: ~70 s (one stack, two restarts).
+resumes the voting its lost tasks left undone (or fails with the reason), never stays
+`voting`; no corpus row or file is lost. Cost: ~70 s idle, up to ~3 min on a loaded 2-core
+machine (one stack, two restarts, two rounds).
 """
 
 from __future__ import annotations
@@ -162,10 +163,14 @@ def test_redis_then_postgres_restart_under_load(services) -> None:
 
     _assert_answers_were_clean(load.outcomes)
     assert during_database
-    # The round does not stay voting: its lost chunks fail it, or it went on to the end.
-    done = stack.wait_round(round_id, lambda b: b["status"] in FINAL_STATUSES, timeout=120)
+    # The round does not stay voting: housekeeping queues the chunks Redis lost again (or a
+    # chunk that hit the database outage failed it, with the reason).
+    done = stack.wait_round(round_id, lambda b: b["status"] in FINAL_STATUSES, timeout=180)
     if done["status"] == "failed":
-        assert done["error"], done
+        assert "OperationalError" in done["error"] or "worker lost" in done["error"], done
+    else:
+        assert done["progress"]["pairs_voted"] == done["progress"]["pairs_total"], done
+        assert done["progress"]["vote_resumes"] >= 1, done
     # The service works as before: uploads are stored, a new round is accepted and runs.
     assert stack.upload(2, offset=50)["stored"] == 2
     rows, files = _corpus(stack, database)
