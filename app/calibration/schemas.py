@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.timeutil import UtcDatetime
 
 
 class CalibrationOut(BaseModel):
@@ -22,7 +22,7 @@ class CalibrationOut(BaseModel):
     raw_drift: float | None = Field(
         description="Mean absolute change of raw anchor scores from the parent, before the map."
     )
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class AnchorOut(BaseModel):
@@ -48,7 +48,7 @@ class AnchorSetOut(BaseModel):
     seed: int | None
     actor: str
     reason: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class AnchorsOut(BaseModel):
