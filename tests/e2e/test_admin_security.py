@@ -1,6 +1,6 @@
 """Admin endpoints against a real server: no way in without the token, the token never in a
 log, and the probe-set upload held to the same upload limits as every other upload path.
-Cost: ~20 s (one server start; ~600 cheap requests)."""
+Cost: ~20 s (one server start; ~3000 cheap requests)."""
 
 from __future__ import annotations
 

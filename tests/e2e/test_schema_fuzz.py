@@ -4,7 +4,8 @@ SQLite, filesystem queue; tiny model; admin token set and sent, so admin operati
 Every operation in /openapi.json gets a bounded number of generated requests (valid and
 invalid). Checks: no 5xx, responses match their documented schemas, and every 4xx body is
 the one error shape `{"error": code, "detail": text, ...}`.
-Cost: about 2 minutes on a 2-core CI machine (server start ~15 s, ~40 operations).
+Cost: ~70 s on a 2-core machine (server start ~17 s, then 50 valid and 50 invalid examples for
+each operation).
 """
 
 from __future__ import annotations

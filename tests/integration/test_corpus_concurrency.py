@@ -1,7 +1,7 @@
 """Two clients upload the same images at the same moment, to two API replicas on one Postgres
 database and one image store: every image is stored exactly once, each answer says stored or
 duplicate, nothing is a 5xx, and no file in the store lacks its row.
-Cost: ~30 s (two server starts, 8 racing upload pairs)."""
+Cost: ~15-30 s (two server starts, 8 racing upload pairs)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ written; the disk fills during the checkpoint write; a pending round's task is l
 the round ends failed with a reason (voting resumes instead), no checkpoint (complete or partial) is left or registered,
 the serving model is untouched, and the next round starts. Stage entry is detected from the
 round's status and progress in the database, never from guessed sleeps.
-Cost: ~3 minutes on a 2-core CPU machine (6 worker restarts, 7 short rounds).
+Cost: ~65 s on an idle 2-core machine, up to ~4 min when it is loaded (4 worker restarts,
+7 short rounds).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ While clients score and a round votes, Redis is shut down (losing its queues) an
 again, then Postgres. Scoring answers 200 or 503 with Retry-After and never hangs; everything
 recovers without restarting the API or the worker; /readyz reports each outage; the round
 resumes the voting its lost tasks left undone (or fails with the reason), never stays
-`voting`; no corpus row or file is lost. Cost: ~70 s idle, up to ~3 min on a loaded 2-core
+`voting`; no corpus row or file is lost. Cost: ~25 s idle, up to ~3 min on a loaded 2-core
 machine (one stack, two restarts, two rounds).
 """
 
