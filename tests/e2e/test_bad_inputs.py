@@ -57,7 +57,12 @@ class Corpus:
             for path in root.rglob("*")
             if path.is_file()
         }
-        self.partials = [str(p) for p in server.data_dir.rglob(".partial-*")]
+        # The anchor set (score scale) is frozen in the background after start-up, through its
+        # own store: its in-flight files are not the uploads' to account for.
+        anchors = server.data_dir / "anchors"
+        self.partials = [
+            str(p) for p in server.data_dir.rglob(".partial-*") if anchors not in p.parents
+        ]
 
     def digests(self) -> set[str]:
         return {Path(name).name.split(".")[0] for name in self.files}
