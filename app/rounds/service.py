@@ -312,9 +312,12 @@ def get_active_probe_set(*, db: Session) -> ProbeSet | None:
 
 def _parse_labels(data: bytes) -> dict[str, float]:
     try:
-        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        # newline="" lets the csv module see quoted line breaks; a stray one is a csv.Error.
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     except UnicodeDecodeError as exc:
         raise EvoqError("bad_labels", "the labels CSV is not UTF-8 text") from exc
+    except csv.Error as exc:
+        raise EvoqError("bad_labels", f"the labels CSV cannot be parsed: {exc}") from exc
     if not rows or not {"filename", "mos"} <= set(rows[0]):
         raise EvoqError("bad_labels", "the labels CSV needs the columns filename,mos")
     out: dict[str, float] = {}
