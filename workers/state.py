@@ -106,7 +106,7 @@ def votes(round_id: int, *, holdout: bool) -> list[VoteResult]:
 
 def variant_spec(key: Hashable) -> str | None:
     """How a pair row stores a key's variant ("kind-level"), None for a stored image."""
-    return f"{key.kind}-{key.level}" if isinstance(key, Variant) else None
+    return key.spec if isinstance(key, Variant) else None
 
 
 def round_image_loader(config: RoundConfigIn, keys: Collection[Hashable]) -> Callable[[Any], Any]:

@@ -66,8 +66,13 @@ class Variant:
     kind: str
     level: int
 
+    @property
+    def spec(self) -> str:
+        """How the distortion is written beside the reference: 'kind-level'."""
+        return f"{self.kind}-{self.level}"
+
     def __str__(self) -> str:
-        return f"{self.ref}~{self.kind}-{self.level}"
+        return f"{self.ref}~{self.spec}"
 
 
 def parse_variant(ref: Hashable, spec: str | None) -> Hashable:

@@ -7,7 +7,6 @@ import shutil
 from typing import Any
 
 from app.db import session_scope
-from app.quality.augment import reference_of
 from app.quality.grpo_dataset import GRPORoundConfig
 from app.quality.zero_configs import deepspeed_config_file
 from app.rounds import service as rounds
@@ -46,7 +45,7 @@ def train(round_id: int) -> NextTasks:
         touch(round_id, train_step=step, train_max_steps=max_steps)
 
     grpo = _with_deployment(config.grpo_config(), out_dir)
-    paths = image_paths({str(reference_of(k)) for v in voted for k in (v.a, v.b)})
+    keys = {k for v in voted for k in (v.a, v.b)}
     controls: dict[str, Any] = {
         "should_stop": lambda: cancel_requested(round_id),
         "on_progress": progress,
@@ -60,9 +59,10 @@ def train(round_id: int) -> NextTasks:
                     raise ValueError(
                         "augment rounds train in one process: set EVOQ_TRAIN_PROCESSES=1"
                     )
+                paths = image_paths(set(keys))
                 result = launch_train_grpo(parent_path, voted, paths, grpo, out_dir, **controls)
             else:
-                load = round_image_loader(config, {k for v in voted for k in (v.a, v.b)})
+                load = round_image_loader(config, keys)
                 result = train_grpo(parent_path, voted, load, grpo, out_dir, **controls)
         except TrainingCancelled:
             with session_scope() as db:
