@@ -19,6 +19,11 @@ BATCH_SIZE = Histogram(
     "Images per model call of the micro-batcher.",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+BATCH_SECONDS = Histogram(
+    "evoq_batch_seconds",
+    "Wall time of one model call of the micro-batcher.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 QUEUE_FULL = Counter("evoq_queue_full_total", "Score requests refused with 503 (queue full).")
 ACTIVE_VERSION = Gauge(
     "evoq_active_model_version", "Model version serving in this process.", ["version"]

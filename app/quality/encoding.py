@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from app.quality.images import PreparedImage
+
 
 class PromptEncoder:
     """Encodes (template text, rows of images) like `processor(text, images, padding left)`."""
@@ -29,13 +31,21 @@ class PromptEncoder:
         )
         self._ids: dict[str, list[int]] = {}
 
-    def __call__(self, text: str, rows: Sequence[Sequence[Image.Image]]) -> dict:
+    def preprocess(self, image: Image.Image) -> Image.Image | PreparedImage:
+        """The image with its vision inputs computed now, for a later batch to reuse; the image
+        alone where only the processor's generic path applies."""
+        if not self.fast:
+            return image
+        vision = self.processor.image_processor(images=[image], return_tensors="pt")
+        return PreparedImage(image, dict(vision), encoder=self)
+
+    def __call__(self, text: str, rows: Sequence[Sequence[Image.Image | PreparedImage]]) -> dict:
         images = [img for row in rows for img in row]
         if not self.fast:
             return dict(
                 self.processor(
                     text=[text] * len(rows),
-                    images=images,
+                    images=[img.image if isinstance(img, PreparedImage) else img for img in images],
                     padding=True,
                     padding_side="left",
                     return_tensors="pt",
@@ -49,8 +59,39 @@ class PromptEncoder:
             self._ids[text] = list(ids)
         return self._ids[text]
 
+    def _vision(self, images: list) -> dict:
+        """pixel_values and image_grid_thw of `images` in order, reusing what preprocess made."""
+        mine = [isinstance(img, PreparedImage) and img.encoder is self for img in images]
+        if not any(mine):
+            raw = [img.image if isinstance(img, PreparedImage) else img for img in images]
+            return self.processor.image_processor(images=raw, return_tensors="pt")
+        todo = [
+            img.image if isinstance(img, PreparedImage) else img
+            for img, m in zip(images, mine, strict=True)
+            if not m
+        ]
+        fresh = iter([])
+        if todo:
+            batch = self.processor.image_processor(images=todo, return_tensors="pt")
+            sizes = batch["image_grid_thw"].prod(-1).tolist()
+            fresh = iter(
+                zip(
+                    batch["pixel_values"].split(sizes),
+                    batch["image_grid_thw"].split(1),
+                    strict=True,
+                )
+            )
+        parts = [
+            (img.vision["pixel_values"], img.vision["image_grid_thw"]) if m else next(fresh)
+            for img, m in zip(images, mine, strict=True)
+        ]
+        return {
+            "pixel_values": torch.cat([pv for pv, _ in parts]),
+            "image_grid_thw": torch.cat([grid for _, grid in parts]),
+        }
+
     def _fast(self, text: str, rows, images) -> dict:
-        vision = self.processor.image_processor(images=images, return_tensors="pt")
+        vision = self._vision(images)
         grid = vision["image_grid_thw"]
         per_image = (grid.prod(-1) // self.merge_size**2).tolist()
         template = self._template_ids(text)

@@ -12,7 +12,7 @@ import torch
 
 from app.quality import prompts
 from app.quality.encoding import PromptEncoder
-from app.quality.images import ImageSource, prepare_image
+from app.quality.images import ImageSource, PreparedImage, prepare_image
 from app.quality.parsing import parse_choice, parse_score
 from app.quality.sampling import VISION_TOKENS, SamplingParams, sample_continuations
 
@@ -97,9 +97,19 @@ class QualityModel:
             )
         return self._templates[key]
 
+    def preprocess(self, image: ImageSource) -> ImageSource:
+        """The image made model-ready now, vision inputs included where the processor allows:
+        the server does this per request, off the batch thread, so batches only run the model."""
+        return self._encoder.preprocess(prepare_image(image, self.max_pixels))
+
+    def _prepared(self, image: ImageSource) -> ImageSource:
+        if isinstance(image, PreparedImage) and image.encoder is self._encoder:
+            return image
+        return prepare_image(image, self.max_pixels)
+
     def encode(self, task: str, reasoning: bool, rows: Sequence[Sequence[ImageSource]]) -> dict:
         """Left-padded model inputs: one prompt per row, each with that row's images."""
-        prepared = [[prepare_image(img, self.max_pixels) for img in row] for row in rows]
+        prepared = [[self._prepared(img) for img in row] for row in rows]
         batch = self._encoder(self._template(task, reasoning), prepared)
         return {k: v.to(self.device) for k, v in batch.items()}
 

@@ -42,7 +42,12 @@ def _params(model: type, form) -> object:  # noqa: ANN001
 
 
 def _max_pixels(request: Request) -> int:
-    """The model's pixel budget: images are downscaled to it while validating, off the loop."""
+    """The serving model's pixel budget: images are downscaled to it while validating, off the
+    loop, so the batch thread does not resize them again (the model's own processor bound may be
+    below the setting). After a hot swap to a smaller bound the model still resizes."""
+    loaded = request.app.state.scorer.slot.current
+    if loaded is not None:
+        return loaded.model.max_pixels
     return request.app.state.settings.max_pixels
 
 
@@ -63,10 +68,17 @@ async def score(request: Request, limits: UploadLimits = Depends(get_limits)) ->
     started = time.perf_counter()
     form, files = await read_multipart(request, limits)
     params: ScoreParams = _params(ScoreParams, form)
-    images = await service.validate_off_loop(files, limits, max_pixels=_max_pixels(request))
+    loaded = request.app.state.scorer.slot.current
+    images, inputs = await asyncio.to_thread(
+        service.validate_for_model,
+        files,
+        limits,
+        loaded.model if loaded is not None else None,
+        request.app.state.settings.max_pixels,
+    )
     served = await service.score_images(
         request.app.state.scorer,
-        images,
+        inputs,
         mode=params.mode,
         samples=params.samples,
         explain=params.explain and params.mode == "sampled",

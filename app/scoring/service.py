@@ -12,6 +12,8 @@ from app.corpus.uploads import UploadedFile
 from app.corpus.validation import ValidatedImage, validate_image_bytes
 from app.db import session_scope
 from app.deps import image_store
+from app.quality.images import ImageSource
+from app.quality.model import QualityModel
 from app.scoring.serving import ScoreJob, Scorer, Served
 from app.settings import Settings
 
@@ -43,6 +45,19 @@ async def validate_off_loop(
     return await asyncio.to_thread(validate_all, files, limits, max_pixels=max_pixels)
 
 
+def validate_for_model(
+    files: list[UploadedFile], limits: UploadLimits, model: QualityModel | None, max_pixels: int
+) -> tuple[list[ValidatedImage], list[ImageSource]]:
+    """validate_all, plus each image made ready for `model` (its vision inputs computed), so the
+    batch thread that every request shares spends its time in the model only."""
+    if model is not None:
+        max_pixels = model.max_pixels
+    images = validate_all(files, limits, max_pixels=max_pixels)
+    if model is None:
+        return images, [pixels(image) for image in images]
+    return images, [model.preprocess(pixels(image)) for image in images]
+
+
 def pixels(image: ValidatedImage) -> Image.Image:
     """The model-ready pixels kept by validation."""
     if image.pixels is None:
@@ -51,10 +66,10 @@ def pixels(image: ValidatedImage) -> Image.Image:
 
 
 async def score_images(
-    scorer: Scorer, images: list[ValidatedImage], *, mode: str, samples: int, explain: bool
+    scorer: Scorer, inputs: list[ImageSource], *, mode: str, samples: int, explain: bool
 ) -> list[Served]:
     """Scores in upload order; each image is its own batch item so requests coalesce."""
-    jobs = [ScoreJob(pixels(img), mode=mode, samples=samples, explain=explain) for img in images]
+    jobs = [ScoreJob(image, mode=mode, samples=samples, explain=explain) for image in inputs]
     return list(await asyncio.gather(*(scorer.submit(job) for job in jobs)))
 
 

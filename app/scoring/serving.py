@@ -13,7 +13,14 @@ from PIL import Image
 
 from app.calibration.service import VersionScale
 from app.errors import EvoqError
-from app.observability import ACTIVE_VERSION, BATCH_SIZE, IMAGES_SCORED, MODEL_SWAPS
+from app.observability import (
+    ACTIVE_VERSION,
+    BATCH_SECONDS,
+    BATCH_SIZE,
+    IMAGES_SCORED,
+    MODEL_SWAPS,
+)
+from app.quality.images import ImageSource
 from app.quality.model import CompareResult, QualityModel, ScoreResult
 from app.scoring.batching import MicroBatcher
 
@@ -137,7 +144,7 @@ def warm_up(model: QualityModel) -> None:
 class ScoreJob:
     """One image to score with one set of parameters."""
 
-    image: Image.Image
+    image: ImageSource  # a PreparedImage from the serving model, or pixels
     mode: Literal["fast", "sampled"] = "fast"
     samples: int = 8
     explain: bool = False
@@ -179,6 +186,11 @@ def job_key(job: Job) -> tuple:
     return ("compare", job.mode, job.votes if job.mode == "sampled" else 0)
 
 
+def _observe_batch(_key: object, size: int, seconds: float) -> None:
+    BATCH_SIZE.observe(size)
+    BATCH_SECONDS.observe(seconds)
+
+
 class Scorer:
     """Runs score and compare jobs in micro-batches on whatever model the slot serves."""
 
@@ -190,7 +202,7 @@ class Scorer:
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             key=job_key,
-            on_batch=lambda _key, size, _secs: BATCH_SIZE.observe(size),
+            on_batch=_observe_batch,
         )
 
     async def submit(self, job: Job) -> Served:

@@ -124,6 +124,7 @@ def test_a_round_promotes_a_new_version_and_the_api_swaps_without_failures(stack
         )
         assert done["status"] == "promoted", done
         assert done["progress"]["pairs_voted"] == done["progress"]["pairs_total"] == 16
+        assert done["progress"]["voting_seconds"] > 0  # the stage timed across its workers
         assert done["progress"]["train_step"] == 2
         assert done["gate"]["passed"] is True and done["gate"]["checks"]
         candidate = done["candidate_version_id"]

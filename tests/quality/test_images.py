@@ -59,3 +59,22 @@ def test_path_and_bytes_inputs(tmp_path):
     from_bytes = prepare_image(path.read_bytes(), max_pixels=10_000)
     assert np.array_equal(np.asarray(from_path), np.asarray(from_str))
     assert np.array_equal(np.asarray(from_path), np.asarray(from_bytes))
+
+
+def test_in_memory_model_ready_images_are_not_copied_but_files_are(tmp_path):
+    ready = _gradient(40, 30)
+    assert prepare_image(ready, max_pixels=10_000) is ready
+    path = tmp_path / "x.png"
+    ready.save(path)
+    with Image.open(path) as opened:
+        copied = prepare_image(opened, max_pixels=10_000)
+    assert copied is not opened
+    assert np.array_equal(np.asarray(copied), np.asarray(ready))  # usable after the file closed
+
+
+def test_in_memory_image_with_an_orientation_tag_is_still_turned():
+    tagged = Image.open(io.BytesIO(_with_orientation(_gradient(80, 40), orientation=6)))
+    tagged.load()
+    in_memory = tagged.copy()  # a plain Image that keeps the EXIF block
+    assert type(in_memory) is Image.Image and in_memory.getexif().get(0x0112) == 6
+    assert prepare_image(in_memory, max_pixels=10_000).size == (40, 80)

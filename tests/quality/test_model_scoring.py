@@ -134,6 +134,21 @@ def test_fast_encoding_equals_the_processor(tiny, task):
         assert torch.equal(ours[key], value), key
 
 
+def test_prepared_images_encode_and_score_like_raw_ones(tiny, answering):
+    images = _images(9, MIXED)
+    raw = tiny.encode("score", False, [[img] for img in images])
+    # Prepared by this model, by another model (ignored: recomputed) and raw, mixed in one batch.
+    mixed = [tiny.preprocess(images[0]), images[1], answering.preprocess(images[2])]
+    mixed += [tiny.preprocess(img) for img in images[3:]]
+    ours = tiny.encode("score", False, [[img] for img in mixed])
+    assert set(ours) == set(raw)
+    for key, value in raw.items():
+        assert torch.equal(ours[key], value), key
+    prepared = [answering.preprocess(img) for img in images]
+    for a, b in zip(answering.score(prepared), answering.score(images), strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
 def test_max_pixels_only_lowers_the_processors_own_bound(tiny_model_dir):
     own = load_model(str(tiny_model_dir), device="cpu").max_pixels
     assert load_model(str(tiny_model_dir), device="cpu", max_pixels=own * 100).max_pixels == own

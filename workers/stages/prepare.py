@@ -43,7 +43,12 @@ def prepare(round_id: int) -> NextTasks:
         chunks = chunk_count(total, config.chunk_size)
         found = db.get(Round, round_id)
         found.started_at = found.started_at or utcnow()
-        found.progress = {"pairs_total": total, "pairs_voted": 0, "chunks_total": chunks}
+        found.progress = {
+            "pairs_total": total,
+            "pairs_voted": 0,
+            "chunks_total": chunks,
+            "voting_started_at": utcnow().isoformat(),
+        }
     if not rounds_advance(round_id, "pending", "voting"):
         return []
     return [("evoq.rounds.vote_chunk", [round_id, chunk]) for chunk in range(chunks)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -113,5 +114,16 @@ def redeliver_lost_chunks(round_id: int) -> NextTasks:
 def _train_when_voted(round_id: int, voted: int, total: int) -> NextTasks:
     # The status compare-and-set lets exactly one of the chunks finishing together start training.
     if voted == total and rounds_advance(round_id, "voting", "training"):
+        _record_voting_time(round_id)
         return [("evoq.rounds.train", [round_id])]
     return []
+
+
+def _record_voting_time(round_id: int) -> None:
+    # Wall time of the whole stage across workers, for operators and bench_vote_scaling.py.
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        started = found.progress.get("voting_started_at")
+        if started is not None:
+            seconds = (utcnow() - datetime.fromisoformat(started)).total_seconds()
+            found.progress = {**found.progress, "voting_seconds": round(seconds, 3)}
