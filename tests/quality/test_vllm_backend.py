@@ -1,9 +1,12 @@
 """EVOQ_GENERATION_BACKEND=vllm against hf on the same head_dim-64 tiny model and the same pairs:
-a round's voting (vote_chunk) in logits and sampled mode, and fast scores.
+a round's voting (vote_chunk, on the model a worker loads for its round) in logits and sampled
+mode, and fast scores.
 
-Needs .venv-vllm (scripts/setup-vllm, ~6 min); skipped without it. The engine takes 1-3 min to
-start on a small CPU."""
+Needs .venv-vllm (scripts/setup-vllm, which .ci/setup runs); skipped without it unless
+CI_REQUIRE_VLLM is set, as .ci/run does, so CI cannot pass by skipping. The engine takes
+30 s to 3 min to start on a small CPU."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,10 @@ from app.quality.pairs import Pair
 from app.quality.voting import VoteConfig, vote_chunk
 
 VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
+if os.environ.get("CI_REQUIRE_VLLM") and not VLLM_PYTHON.exists():
+    raise RuntimeError(
+        f"CI_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing: run scripts/setup-vllm"
+    )
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -40,11 +47,22 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(model_dir):
-    from app.quality.vllm_backend import load_vllm_model
+    from app.quality.vllm_backend import VLLMQualityModel
+    from app.settings import get_settings
+    from workers import model_cache
 
-    vllm_model = load_vllm_model(str(model_dir), python=VLLM_PYTHON)
+    # The loader a worker uses for a round's parent checkpoint, under the backend setting.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("EVOQ_GENERATION_BACKEND", "vllm")
+        env.setenv("EVOQ_VLLM_PYTHON", str(VLLM_PYTHON))
+        get_settings.cache_clear()
+        try:
+            vllm_model = model_cache.cached_model(str(model_dir))
+        finally:
+            get_settings.cache_clear()
+    assert isinstance(vllm_model, VLLMQualityModel)
     yield load_model(str(model_dir), device="cpu"), vllm_model
-    vllm_model.close()
+    model_cache.release_models()
 
 
 @pytest.fixture(scope="module")
