@@ -14,6 +14,7 @@ The goal is stated against it: the server's ratio reaches at least 0.85 of the c
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import sys
@@ -64,7 +65,9 @@ def multipart_body(png: bytes, form: dict) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form: dict) -> dict:
+def run(
+    data_dir: Path, batch: int, clients: int, requests: int, size: int, form: dict, process: bool
+) -> dict:
     port = free_port()
     env = base_env(
         EVOQ_DATA_DIR=str(data_dir),
@@ -72,6 +75,7 @@ def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form
         EVOQ_EMBEDDED_WORKER="false",
         EVOQ_BATCH_MAX_SIZE=str(batch),
         EVOQ_BATCH_MAX_WAIT_MS="5",
+        EVOQ_SCORING_PROCESS=str(process).lower(),
     )
     server = start_process(evoq_argv("serve"), env, data_dir.parent / f"server-b{batch}.log")
     url = f"http://127.0.0.1:{port}"
@@ -85,14 +89,20 @@ def run(data_dir: Path, batch: int, clients: int, requests: int, size: int, form
         budget = iter(range(requests))
 
         def client() -> None:
-            with httpx.Client(timeout=120) as http:
-                for i in budget:
-                    body = bodies[i % len(bodies)]
-                    start = time.perf_counter()
-                    r = http.post(f"{url}/v1/score", content=body, headers=MULTIPART)
-                    r.raise_for_status()
-                    with lock:
-                        latencies.append(time.perf_counter() - start)
+            # http.client, not httpx: on a 2-core machine the load generator's own CPU per
+            # request (httpx: ~2 ms) is taken from the server it measures.
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            for i in budget:
+                body = bodies[i % len(bodies)]
+                start = time.perf_counter()
+                conn.request("POST", "/v1/score", body=body, headers=MULTIPART)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"score answered {response.status}")
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+            conn.close()
 
         for warm in range(4):  # first requests pay lazy initialisation
             httpx.post(f"{url}/v1/score", content=bodies[warm], headers=MULTIPART)
@@ -162,15 +172,27 @@ def main() -> None:
     parser.add_argument("--mode", choices=["fast", "sampled"], default="fast")
     parser.add_argument("--samples", type=int, default=4, help="Samples per image (sampled).")
     parser.add_argument("--repeats", type=int, default=1, help="Pairs of runs, in ABBA order.")
+    parser.add_argument(
+        "--scoring-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="EVOQ_SCORING_PROCESS for both servers (the model in a child process).",
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="evoq-bench-tp-")) / "data"
     form = {"mode": args.mode, "samples": str(args.samples)}
-    print(f"mode {args.mode}, {args.clients} clients, {args.requests} requests, {args.size} px")
+    print(
+        f"mode {args.mode}, {args.clients} clients, {args.requests} requests, {args.size} px, "
+        f"scoring process {'on' if args.scoring_process else 'off'}"
+    )
     ratios = []
     for repeat in range(args.repeats):
         # ABBA order: a drift in background load does not favour one configuration
         order = [1, args.batch] if repeat % 2 == 0 else [args.batch, 1]
-        runs = {b: run(data_dir, b, args.clients, args.requests, args.size, form) for b in order}
+        runs = {
+            b: run(data_dir, b, args.clients, args.requests, args.size, form, args.scoring_process)
+            for b in order
+        }
         single, batched = runs[1], runs[args.batch]
         for name, r in (("batch size 1", single), (f"batching (max {args.batch})", batched)):
             print(

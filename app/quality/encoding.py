@@ -8,12 +8,21 @@ what the processor does (tests check equality). Other processors take the generi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 import torch
 from PIL import Image
 
 from app.quality.images import PreparedImage
+
+
+def _fingerprint(image_processor) -> str:
+    """A digest of the image processor's type and settings: equal digests, equal vision inputs."""
+    settings = image_processor.to_dict() if hasattr(image_processor, "to_dict") else {}
+    text = json.dumps([type(image_processor).__name__, settings], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class PromptEncoder:
@@ -30,6 +39,8 @@ class PromptEncoder:
             and hasattr(processor, "replace_image_token")  # Qwen-VL style expansion
         )
         self._ids: dict[str, list[int]] = {}
+        # Vision inputs made by any encoder with this key are ours too (also across processes).
+        self.key = _fingerprint(image_processor)
 
     def preprocess(self, image: Image.Image) -> Image.Image | PreparedImage:
         """The image with its vision inputs computed now, for a later batch to reuse; the image
@@ -37,7 +48,7 @@ class PromptEncoder:
         if not self.fast:
             return image
         vision = self.processor.image_processor(images=[image], return_tensors="pt")
-        return PreparedImage(image, dict(vision), encoder=self)
+        return PreparedImage(image, dict(vision), encoder=self.key)
 
     def __call__(self, text: str, rows: Sequence[Sequence[Image.Image | PreparedImage]]) -> dict:
         images = [img for row in rows for img in row]
@@ -61,7 +72,7 @@ class PromptEncoder:
 
     def _vision(self, images: list) -> dict:
         """pixel_values and image_grid_thw of `images` in order, reusing what preprocess made."""
-        mine = [isinstance(img, PreparedImage) and img.encoder is self for img in images]
+        mine = [isinstance(img, PreparedImage) and img.encoder == self.key for img in images]
         if not any(mine):
             raw = [img.image if isinstance(img, PreparedImage) else img for img in images]
             return self.processor.image_processor(images=raw, return_tensors="pt")

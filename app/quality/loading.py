@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForImageTextToText
@@ -48,6 +49,22 @@ def copy_prompt_marker(parent: str | Path, child: str | Path) -> None:
         shutil.copyfile(marker, Path(child) / PROMPT_MARKER)
 
 
+def load_bounded_processor(source: str, max_pixels: int | None) -> tuple[Any, int]:
+    """The checkpoint folder's processor with its pixel bound lowered to max_pixels, and that
+    bound; load_model uses it, and so does a process that only prepares inputs."""
+    processor = load_processor(source)
+    size = processor.image_processor.size
+    # max_pixels only lowers the processor's own bound: a model trained on small images
+    # (the demo model sees 56x56) must not be fed more image tokens than it ever saw.
+    own_bound = size.get("longest_edge") or DEFAULT_MAX_PIXELS
+    max_pixels = own_bound if max_pixels is None else min(max_pixels, own_bound)
+    processor.image_processor.size = {
+        "shortest_edge": min(size.get("shortest_edge") or max_pixels, max_pixels),
+        "longest_edge": max_pixels,
+    }
+    return processor, max_pixels
+
+
 def load_model(
     source: str,
     *,
@@ -71,16 +88,7 @@ def load_model(
     torch_dtype = _resolve_dtype(dtype, torch_device)
     model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype)
     model.to(torch_device).eval()
-    processor = load_processor(source)
-    size = processor.image_processor.size
-    # max_pixels only lowers the processor's own bound: a model trained on small images
-    # (the demo model sees 56x56) must not be fed more image tokens than it ever saw.
-    own_bound = size.get("longest_edge") or DEFAULT_MAX_PIXELS
-    max_pixels = own_bound if max_pixels is None else min(max_pixels, own_bound)
-    processor.image_processor.size = {
-        "shortest_edge": min(size.get("shortest_edge") or max_pixels, max_pixels),
-        "longest_edge": max_pixels,
-    }
+    processor, max_pixels = load_bounded_processor(source, max_pixels)
     return QualityModel(
         model,
         processor,

@@ -103,7 +103,7 @@ class QualityModel:
         return self._encoder.preprocess(prepare_image(image, self.max_pixels))
 
     def _prepared(self, image: ImageSource) -> ImageSource:
-        if isinstance(image, PreparedImage) and image.encoder is self._encoder:
+        if isinstance(image, PreparedImage) and image.encoder == self._encoder.key:
             return image
         return prepare_image(image, self.max_pixels)
 

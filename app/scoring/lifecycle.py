@@ -41,6 +41,25 @@ def model_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityM
     return load
 
 
+def serving_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityModel]
+    """model_loader, or the same load in a child process when EVOQ_SCORING_PROCESS is set."""
+    if not settings.scoring_process:
+        return model_loader(settings)
+    from app.scoring.model_process import ProcessQualityModel
+
+    def load(checkpoint_path: str) -> QualityModel:
+        options = {
+            "device": settings.device,
+            "dtype": settings.dtype,
+            "max_pixels": settings.max_pixels,
+            "cache_dir": str(models_dir(settings)),
+            "batch_size": settings.batch_max_size,
+        }
+        return ProcessQualityModel(checkpoint_path, options)
+
+    return load
+
+
 def _active_version() -> tuple[int, str, VersionScale | None] | None:
     with session_scope() as db:
         active = registry.get_active(db=db)
@@ -105,7 +124,7 @@ async def _bootstrap_then_watch(slot: ModelSlot, settings: Settings) -> None:
 
 async def start_serving(app: FastAPI, settings: Settings, *, load_model: bool = True) -> None:
     """Create the model slot and the scorer; start bootstrap + activation watcher in background."""
-    slot = ModelSlot(model_loader(settings))
+    slot = ModelSlot(serving_loader(settings))
     scorer = Scorer(
         slot,
         max_batch=settings.batch_max_size,
@@ -132,3 +151,5 @@ async def stop_serving(app: FastAPI) -> None:
     scorer = getattr(app.state, "scorer", None)
     if scorer is not None:
         await scorer.batcher.stop()
+        if scorer.slot.current is not None:
+            scorer.slot.current.model.close()  # a model process stops with the API

@@ -23,6 +23,7 @@ from app.observability import (
 from app.quality.images import ImageSource
 from app.quality.model import CompareResult, QualityModel, ScoreResult
 from app.scoring.batching import MicroBatcher
+from app.scoring.model_process import ModelClosed
 
 log = logging.getLogger("evoq.serving")
 
@@ -118,6 +119,10 @@ class ModelSlot:
                 self.loading_version = None
             previous = self._current
             self._current = LoadedVersion(version_id, checkpoint_path, model, scale=scale)
+            if previous is not None:
+                # A model process stops once its call in flight returns (hf: nothing to do);
+                # a batch that took it just before the swap retries on this one.
+                previous.model.close()
             self.last_swap_seconds = time.perf_counter() - started
             self.last_error = None
             if previous is not None:
@@ -210,7 +215,13 @@ class Scorer:
         return await self.batcher.submit(job)
 
     def _run_batch(self, jobs: list[Job]) -> list[Served]:
-        loaded = self.slot.current  # one snapshot: the whole batch runs on one version
+        try:
+            return self._run_batch_on(self.slot.current, jobs)
+        except ModelClosed:  # swapped out between the snapshot and the call
+            return self._run_batch_on(self.slot.current, jobs)
+
+    def _run_batch_on(self, loaded: LoadedVersion | None, jobs: list[Job]) -> list[Served]:
+        # One snapshot: the whole batch runs on one version.
         if loaded is None:
             raise ModelNotReady(self.slot.status()["reason"])
         first = jobs[0]

@@ -22,11 +22,14 @@ pytestmark = pytest.mark.e2e
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except FileNotFoundError:
-        return []
+    """Child processes of every thread of `pid` (the model process is started by a thread)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return children
 
 
 def test_serve_embedded_default(tmp_path) -> None:
@@ -52,6 +55,8 @@ def test_serve_embedded_default(tmp_path) -> None:
         assert (tmp_path / "data" / "evoq.sqlite3").exists()
         worker_pids = _children(server.pid)
         assert worker_pids, "the embedded Celery worker child process is running"
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in worker_pids]
+        assert any(b"app.scoring.model_process" in c for c in commands), "the model process"
     except Exception:
         print(tail(log_path))
         raise

@@ -78,3 +78,19 @@ def test_in_memory_image_with_an_orientation_tag_is_still_turned():
     in_memory = tagged.copy()  # a plain Image that keeps the EXIF block
     assert type(in_memory) is Image.Image and in_memory.getexif().get(0x0112) == 6
     assert prepare_image(in_memory, max_pixels=10_000).size == (40, 80)
+
+
+def test_a_prepared_image_survives_pickling():
+    import pickle
+
+    import torch
+
+    from app.quality.images import PreparedImage
+
+    image = _gradient(40, 30)
+    vision = {"pixel_values": torch.rand(4, 6), "image_grid_thw": torch.tensor([[1, 2, 2]])}
+    back = pickle.loads(pickle.dumps(PreparedImage(image, vision, "key")))
+    assert back.encoder == "key" and back.image.size == (40, 30)
+    assert np.array_equal(np.asarray(back.image), np.asarray(image))
+    for name, value in vision.items():
+        assert torch.equal(back.vision[name], value), name

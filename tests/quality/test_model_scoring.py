@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from app.demo.tiny import build_tiny_model
+from app.quality.images import PreparedImage
 from app.quality.loading import load_model
 from app.quality.sampling import SamplingParams, sample_continuations
 
@@ -137,8 +138,13 @@ def test_fast_encoding_equals_the_processor(tiny, task):
 def test_prepared_images_encode_and_score_like_raw_ones(tiny, answering):
     images = _images(9, MIXED)
     raw = tiny.encode("score", False, [[img] for img in images])
-    # Prepared by this model, by another model (ignored: recomputed) and raw, mixed in one batch.
-    mixed = [tiny.preprocess(images[0]), images[1], answering.preprocess(images[2])]
+    # Prepared here, raw, and prepared by another processor (its inputs, zeroed here, must be
+    # ignored and recomputed), mixed in one batch.
+    foreign = tiny.preprocess(images[2])
+    foreign = PreparedImage(
+        foreign.image, {k: torch.zeros_like(v) for k, v in foreign.vision.items()}, "another"
+    )
+    mixed = [tiny.preprocess(images[0]), images[1], foreign]
     mixed += [tiny.preprocess(img) for img in images[3:]]
     ours = tiny.encode("score", False, [[img] for img in mixed])
     assert set(ours) == set(raw)

@@ -22,6 +22,9 @@ class FixedModel:
     def score(self, images, **_kwargs) -> list[ScoreResult]:  # noqa: ANN001
         return [ScoreResult(self.raw, 0.1, 1, 1) for _ in images]
 
+    def close(self) -> None:
+        """The slot closes a swapped-out model; this one holds nothing."""
+
 
 MODELS = {"/v1": FixedModel(3.0), "/v2": FixedModel(4.0)}
 # Version 2 scores half a point high: its map takes 4.0 to 3.5 (and stays strictly increasing).
