@@ -9,6 +9,7 @@ deterministically from the round seed.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -88,9 +89,17 @@ def reference_of(key: Hashable) -> Hashable:
     return key.ref if isinstance(key, Variant) else key
 
 
+def seed_label(ref: Hashable) -> str:
+    """The part of a reference key that seeds its variants: a file path's name, so a pool draws
+    the same variants wherever its folder lies (the demo's runs in temporary folders drew
+    different ones); any other key, e.g. a stored image's sha256, as it is."""
+    text = str(ref)
+    return os.path.basename(text) if os.sep in text else text
+
+
 def variants_for(ref: Hashable, config: AugmentConfig, seed: int) -> list[Variant]:
     """The variants of one reference: distinct types while there are enough, random levels."""
-    rng = random.Random(f"{seed}:{ref}")
+    rng = random.Random(f"{seed}:{seed_label(ref)}")
     types = list(config.types)
     chosen: list[str] = []
     while len(chosen) < config.variants:
@@ -152,7 +161,7 @@ def variant_loader(
         if not isinstance(key, Variant):
             return load(key)
         strength = distortions.DISTORTIONS[key.kind][key.level - 1]
-        rng = distortions.rng_for(seed, str(key.ref), key.kind, key.level)
+        rng = distortions.rng_for(seed, seed_label(key.ref), key.kind, key.level)
         return distortions.apply(load(key.ref), key.kind, strength, rng)
 
     return load_key

@@ -79,3 +79,17 @@ def test_bad_config_is_refused():
         AugmentConfig(variants=2, types=("smear",))
     with pytest.raises(ValueError, match="same_reference_fraction"):
         AugmentConfig(variants=2, same_reference_fraction=1.5)
+
+
+def test_variants_of_a_file_do_not_depend_on_its_folder(tmp_path):
+    config = AugmentConfig(variants=4, types=("darken", "noise"))
+    here, there = "/data/run-a/pool/img-7.png", "/tmp/xyz/pool/img-7.png"
+    assert [v.spec for v in variants_for(here, config, 3)] == [
+        v.spec for v in variants_for(there, config, 3)
+    ]
+    image = Image.new("RGB", (16, 16), (120, 130, 140))
+    load = variant_loader(lambda key: image, seed=3)
+    noisy_here, noisy_there = (load(Variant(ref, "noise", 3)) for ref in (here, there))
+    assert np.array_equal(np.asarray(noisy_here), np.asarray(noisy_there))
+    # Stored images are keyed by sha256: those keys seed as they are.
+    assert variants_for("ab" * 32, config, 3) != variants_for("cd" * 32, config, 3)
