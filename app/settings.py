@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each API process checks the registry for a new activation.",
     )
+    serving_backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Engine of the API's scores and comparisons: hf (transformers, see "
+        "EVOQ_SCORING_PROCESS) or vllm (a vLLM engine process per served version, run by "
+        "EVOQ_VLLM_PYTHON).",
+    )
     scoring_process: bool = Field(
         True,
         description="Run the serving model in a child process of the API, so model calls do not "

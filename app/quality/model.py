@@ -23,6 +23,10 @@ MAX_NEW_TOKENS = {("score", True): 1024, ("score", False): 8, ("compare", True):
 MAX_NEW_TOKENS[("compare", False)] = 1
 
 
+class ModelClosed(RuntimeError):
+    """The model was closed (a serving slot swapped it out); take the slot's current one."""
+
+
 @dataclass
 class ScoreResult:
     """Quality of one image: score in [1, 5] (None when no sample parsed), its spread, counts."""

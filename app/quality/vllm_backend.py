@@ -23,7 +23,7 @@ import torch
 
 from app.quality.images import prepare_image
 from app.quality.loading import load_model
-from app.quality.model import QualityModel
+from app.quality.model import ModelClosed, QualityModel
 
 ENGINE_SCRIPT = Path(__file__).with_name("vllm_engine.py")
 
@@ -58,6 +58,8 @@ class VLLMEngine:
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its answer."""
         with self._lock:
+            if self.proc.stdin.closed:
+                raise ModelClosed("this vLLM engine was closed")
             self.proc.stdin.write(json.dumps(payload) + "\n")
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
@@ -69,9 +71,12 @@ class VLLMEngine:
         return answer
 
     def close(self) -> None:
-        """Stop the engine process."""
-        if self.proc.poll() is None:
+        """Stop the engine process once the request in flight (if any) is answered."""
+        with self._lock:
+            if self.proc.stdin.closed:
+                return
             self.proc.stdin.close()
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -13,7 +13,7 @@ from app.calibration import anchors
 from app.calibration import service as calibration
 from app.calibration.service import VersionScale
 from app.db import session_scope
-from app.model_sources import load_model
+from app.model_sources import load_model, resolve_model_source
 from app.quality.model import QualityModel
 from app.registry import service as registry
 from app.registry.bootstrap import ensure_base_registered, models_dir
@@ -42,7 +42,18 @@ def model_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityM
 
 
 def serving_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], QualityModel]
-    """model_loader, or the same load in a child process when EVOQ_SCORING_PROCESS is set."""
+    """The API's loader: a vLLM engine per version (EVOQ_SERVING_BACKEND=vllm), else
+    model_loader, in a child process when EVOQ_SCORING_PROCESS is set."""
+    if settings.serving_backend == "vllm":
+        from app.quality.vllm_backend import load_vllm_model
+
+        def load_vllm(checkpoint_path: str) -> QualityModel:
+            source = resolve_model_source(checkpoint_path, models_dir(settings))
+            return load_vllm_model(
+                source, python=settings.vllm_python, max_pixels=settings.max_pixels
+            )
+
+        return load_vllm
     if not settings.scoring_process:
         return model_loader(settings)
     from app.scoring.model_process import ProcessQualityModel

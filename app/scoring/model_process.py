@@ -26,15 +26,11 @@ from typing import Any, BinaryIO
 import torch
 
 from app.quality.loading import load_bounded_processor
-from app.quality.model import QualityModel
+from app.quality.model import ModelClosed, QualityModel
 
 log = logging.getLogger("evoq.serving")
 
 _HEADER = struct.Struct("<Q")
-
-
-class ModelClosed(RuntimeError):
-    """The model was closed (swapped out); the caller should take the slot's current one."""
 
 
 def _send(stream: BinaryIO, message: Any) -> None:

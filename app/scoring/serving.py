@@ -21,9 +21,8 @@ from app.observability import (
     MODEL_SWAPS,
 )
 from app.quality.images import ImageSource
-from app.quality.model import CompareResult, QualityModel, ScoreResult
+from app.quality.model import CompareResult, ModelClosed, QualityModel, ScoreResult
 from app.scoring.batching import MicroBatcher
-from app.scoring.model_process import ModelClosed
 
 log = logging.getLogger("evoq.serving")
 

@@ -53,6 +53,9 @@ def running_server(root: Path, **env: str) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory) -> Iterator[Server]:
     with running_server(
-        tmp_path_factory.mktemp("api"), EVOQ_ADMIN_TOKEN=ADMIN_TOKEN, EVOQ_BATCH_MAX_WAIT_MS="50"
+        tmp_path_factory.mktemp("api"),
+        EVOQ_ADMIN_TOKEN=ADMIN_TOKEN,
+        EVOQ_BATCH_MAX_WAIT_MS="50",
+        EVOQ_SCORING_PROCESS="true",  # the default placement: the model in a child process
     ) as server:
         yield server

@@ -27,6 +27,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         EVOQ_ADMIN_TOKEN=TOKEN,
         EVOQ_ANCHOR_SET_SIZE=str(ANCHORS),
         EVOQ_ACTIVATION_POLL_SECONDS="0.3",
+        EVOQ_SCORING_PROCESS="true",  # calibrated scores from the default model process
     ) as running:
         yield running
 

@@ -36,6 +36,7 @@ def test_serve_embedded_default(tmp_path) -> None:
     port = free_port()
     env = base_env(EVOQ_DATA_DIR=str(tmp_path / "data"), EVOQ_PORT=str(port))
     del env["EVOQ_BASE_MODEL"]  # the real default: builtin:demo-evolved
+    del env["EVOQ_SCORING_PROCESS"]  # and the real default placement: a model process
     log_path = tmp_path / "server.log"
     server = start_process(evoq_argv("serve"), env, log_path)
     base = f"http://127.0.0.1:{port}"

@@ -106,3 +106,48 @@ def test_sampled_votes_agree_with_hf_in_distribution(models, images):
         sum(r.invalid for r in rs) / (K * len(rs)) for rs in (by_hf, by_vllm)
     )
     assert abs(invalid_hf - invalid_vllm) < 0.15, (invalid_hf, invalid_vllm)
+
+
+def test_the_api_serves_scores_from_a_vllm_engine(models, model_dir, images, tmp_path):
+    """EVOQ_SERVING_BACKEND=vllm: the API's slot loads a version through load_vllm_model (the
+    module's engine stands in for a second one, 30 s to start), batches score on it like on
+    hf, and once closed (a swap closes it) it refuses further calls. Runs last: it closes the
+    module's engine."""
+    import asyncio
+
+    from app.quality import vllm_backend
+    from app.quality.model import ModelClosed
+    from app.scoring.lifecycle import serving_loader
+    from app.scoring.serving import ModelSlot, ScoreJob, Scorer
+    from app.settings import Settings
+
+    hf, engine_model = models
+    settings = Settings(serving_backend="vllm", vllm_python=VLLM_PYTHON, data_dir=tmp_path)
+    asked = []
+
+    def load_vllm_model(source, **options):  # noqa: ANN001, ANN202
+        asked.append((source, options))
+        return engine_model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vllm_backend, "load_vllm_model", load_vllm_model)
+        slot = ModelSlot(serving_loader(settings))
+        assert slot.swap_to(1, str(model_dir))
+    assert asked == [(str(model_dir), {"python": VLLM_PYTHON, "max_pixels": settings.max_pixels})]
+    fast = [images[k] for k in range(3)]
+
+    async def serve():  # noqa: ANN202
+        scorer = Scorer(slot, max_batch=4, max_wait_ms=5, max_queue=8)
+        await scorer.batcher.start()
+        try:
+            jobs = [ScoreJob(engine_model.preprocess(img)) for img in fast]
+            return await asyncio.gather(*(scorer.submit(job) for job in jobs))
+        finally:
+            await scorer.batcher.stop()
+
+    for served, exact in zip(asyncio.run(serve()), hf.score(fast), strict=True):
+        assert served.version_id == 1
+        assert served.raw_score == pytest.approx(exact.score, abs=1e-3)
+    engine_model.close()
+    with pytest.raises(ModelClosed):
+        engine_model.score(fast)

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from app.quality.loading import load_model
-from app.scoring.model_process import ModelClosed, ProcessQualityModel
+from app.quality.model import ModelClosed
+from app.scoring.model_process import ProcessQualityModel
 from app.scoring.serving import ModelSlot, ScoreJob, Scorer
 
 

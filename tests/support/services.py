@@ -53,6 +53,11 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVOQ_")}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     env.update(EVOQ_BASE_MODEL="builtin:tiny")
+    # The model process (the default) costs each server start ~3.5 s; the tests where the
+    # model runs matters ask for it (tests/e2e/test_api.py, test_score_scale.py, the embedded
+    # default in test_server_lifecycle.py, the production stack of tests/support/stack.py,
+    # tests/scoring/test_model_process.py).
+    env.update(EVOQ_SCORING_PROCESS="false")
     env.update(overrides)
     return env
 

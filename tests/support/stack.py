@@ -139,6 +139,8 @@ def stack_env(root: Path, port: int, database_url: str, broker_url: str, **extra
         "EVOQ_ROUND_STALE_SECONDS": "8",
         "EVOQ_HOUSEKEEPING_SECONDS": "2",
         "EVOQ_ACTIVATION_POLL_SECONDS": "0.5",
+        # The API's default placement: promotions and rollbacks swap between model processes.
+        "EVOQ_SCORING_PROCESS": "true",
     }
     return production_env(
         db_url=database_url,
