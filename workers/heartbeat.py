@@ -39,7 +39,7 @@ def heartbeat(round_id: int) -> Iterator[None]:
 def touch(round_id: int, **progress: Any) -> None:
     """Refresh the heartbeat now and merge `progress` into the round's progress."""
     with session_scope() as db:
-        found = db.get(Round, round_id)
+        found = db.get(Round, round_id, with_for_update=True)
         if found is not None:
             found.heartbeat_at = utcnow()
             if progress:

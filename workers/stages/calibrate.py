@@ -32,7 +32,7 @@ def calibrate(round_id: int) -> NextTasks:
             candidate=raw_fast_scores(cached_model(candidate_path)),
         )
     with session_scope() as db:
-        found = db.get(Round, round_id)
+        found = db.get(Round, round_id, with_for_update=True)
         found.progress = {**found.progress, "calibration": record}
         metrics = {**found.gate.get("metrics", {}), **calibration.gate_metrics(record)}
         found.gate = {**found.gate, "metrics": finite(metrics)}

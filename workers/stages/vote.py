@@ -73,11 +73,13 @@ def vote(round_id: int, chunk: int) -> NextTasks:
                     row.votes_a, row.votes_b = result.votes_a, result.votes_b
                     row.invalid, row.p_star, row.voted_at = result.invalid, result.p_star, now
         with session_scope() as db:
+            # The row lock first: chunks finishing together (and housekeeping's redelivery
+            # count) then update progress one after another, each counting the others' votes.
+            found = db.get(Round, round_id, with_for_update=True)
             voted = db.scalar(
                 select(func.count()).where(Pair.round_id == round_id, Pair.voted_at.is_not(None))
             )
             total = db.scalar(select(func.count()).where(Pair.round_id == round_id))
-            found = db.get(Round, round_id)
             found.progress = {**found.progress, "pairs_voted": voted}
     log.info(
         "chunk voted",
@@ -122,7 +124,7 @@ def _train_when_voted(round_id: int, voted: int, total: int) -> NextTasks:
 def _record_voting_time(round_id: int) -> None:
     # Wall time of the whole stage across workers, for operators and bench_vote_scaling.py.
     with session_scope() as db:
-        found = db.get(Round, round_id)
+        found = db.get(Round, round_id, with_for_update=True)
         started = found.progress.get("voting_started_at")
         if started is not None:
             seconds = (utcnow() - datetime.fromisoformat(started)).total_seconds()
