@@ -33,4 +33,11 @@ def pytest_collection_modifyitems(config, items):
     `-n 2 --dist loadscope`) the demo rebuild then overlaps every other module instead of
     starting last."""
     first = {item.module.__name__ for item in items if item.get_closest_marker("longest")}
-    items.sort(key=lambda item: item.module.__name__ not in first)
+    # xdist hands each worker two modules at the start: the demo's companion on its worker
+    # waits for the whole demo, so it is the quickest module there is.
+    items.sort(
+        key=lambda item: (
+            item.module.__name__ not in first,
+            item.module.__name__ != "tests.test_architecture",
+        )
+    )
