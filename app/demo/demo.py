@@ -104,7 +104,16 @@ class DemoConfig:
     eval_pairs: int = field(default=600, metadata={"help": "Eval pairs for comparison accuracy."})
     eval_samples: int = field(default=16, metadata={"help": "Sampled scores per eval image."})
     batch_size: int = field(default=32, metadata={"help": "Images or pairs per forward pass."})
-    label: str = field(default="hard", metadata={"help": "p*: 'hard' majority or 'soft' share."})
+    label: str = field(
+        default="hard", metadata={"help": "Round 1's p*: 'hard' majority or 'soft' share."}
+    )
+    later_label: str = field(
+        default="soft",
+        metadata={
+            "help": "p* of rounds 2+: soft keeps the vote share, so refining a spread model does "
+            "not push its scores to the extremes as hard labels did."
+        },
+    )
     min_confidence: float | None = field(
         default=0.7, metadata={"help": "Drop pool pairs whose majority share is below this."}
     )
@@ -348,7 +357,7 @@ def _round_config(cfg: DemoConfig, round_index: int = 1) -> RoundConfig:
             k=cfg.votes,
             mode="sampled",
             reasoning=False,
-            label=cfg.label,
+            label=cfg.label if round_index == 1 else cfg.later_label,
             min_confidence=cfg.min_confidence,
         ),  # fmt: skip
         augment=augment,
