@@ -42,13 +42,11 @@ def _params(model: type, form) -> object:  # noqa: ANN001
 
 
 def _max_pixels(request: Request) -> int:
-    """The serving model's pixel budget: images are downscaled to it while validating, off the
-    loop, so the batch thread does not resize them again (the model's own processor bound may be
-    below the setting). After a hot swap to a smaller bound the model still resizes."""
+    """service.pixel_budget of the model serving now; after a hot swap to a smaller bound the
+    model still resizes."""
     loaded = request.app.state.scorer.slot.current
-    if loaded is not None:
-        return loaded.model.max_pixels
-    return request.app.state.settings.max_pixels
+    model = loaded.model if loaded is not None else None
+    return service.pixel_budget(model, request.app.state.settings.max_pixels)
 
 
 def _schema(model: type) -> dict:

@@ -45,14 +45,19 @@ async def validate_off_loop(
     return await asyncio.to_thread(validate_all, files, limits, max_pixels=max_pixels)
 
 
+def pixel_budget(model: QualityModel | None, setting: int) -> int:
+    """The serving model's pixel bound, else the setting: images are downscaled to it while
+    validating, off the loop, so the batch thread does not resize them again (the model's own
+    processor bound may be below the setting)."""
+    return model.max_pixels if model is not None else setting
+
+
 def validate_for_model(
     files: list[UploadedFile], limits: UploadLimits, model: QualityModel | None, max_pixels: int
 ) -> tuple[list[ValidatedImage], list[ImageSource]]:
     """validate_all, plus each image made ready for `model` (its vision inputs computed), so the
     batch thread that every request shares spends its time in the model only."""
-    if model is not None:
-        max_pixels = model.max_pixels
-    images = validate_all(files, limits, max_pixels=max_pixels)
+    images = validate_all(files, limits, max_pixels=pixel_budget(model, max_pixels))
     if model is None:
         return images, [pixels(image) for image in images]
     return images, [model.preprocess(pixels(image)) for image in images]
