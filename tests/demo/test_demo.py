@@ -85,6 +85,12 @@ def test_later_rounds_train_at_a_decayed_learning_rate():
     assert rates == pytest.approx([4e-4, 2e-4, 1e-4])
 
 
+def test_later_rounds_train_their_own_step_count():
+    steps = [_round_config(DemoConfig(grpo_steps=60, later_grpo_steps=30), r) for r in (1, 2, 3)]
+    assert [c.grpo.max_steps for c in steps] == [60, 30, 30]
+    assert _round_config(DemoConfig(grpo_steps=60, later_grpo_steps=None), 2).grpo.max_steps == 60
+
+
 def test_round_one_votes_hard_labels_and_later_rounds_soft_ones():
     cfg = DemoConfig()
     assert [_round_config(cfg, r).vote.label for r in (1, 2, 3)] == ["hard", "soft", "soft"]
@@ -98,9 +104,9 @@ def test_demo_models_are_builtins():
 # The CI demo: exactly `evoq demo`'s recipe through the builtin:demo-evolved builder, i.e.
 # synthetic data, supervised prior, two rounds of voting + TRL GRPO via run_round, measurement
 # on the eval split. GAIN_BAR is below every seed measured on this machine (r0 -> r2 sampled
-# SRCC gain: seed 0 +0.311, seed 1 +0.469, seed 2 +0.188; README), not the +0.3 the recipe
+# SRCC gain: seed 0 +0.376, seed 1 +0.415, seed 2 +0.264; README), not the +0.3 the recipe
 # was meant to clear in every seed, which seed 2 misses.
-GAIN_BAR = 0.10
+GAIN_BAR = 0.15
 
 
 @pytest.mark.slow

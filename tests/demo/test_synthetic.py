@@ -96,3 +96,15 @@ def test_write_and_load_roundtrip(tmp_path):
         loaded = load_split(tmp_path, split)
         assert [it.mos for it in loaded] == [float(r["mos"]) for r in rows]
     assert (tmp_path / "eval" / loaded[0].filename).exists()
+
+
+def test_a_longer_prior_extends_the_split_and_keeps_its_sources(data):
+    # The demo's prior draws more images than the benchmark's prior split this way.
+    longer = generate(SyntheticConfig(seed=3, counts={"prior": 600}))["prior"]
+    assert len(longer) == 600
+    assert all(
+        np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.level == b.level
+        for a, b in zip(data["prior"], longer, strict=False)
+    )
+    held_apart = {it.source for s in ("pool", "eval") for it in data[s]}
+    assert not {it.source for it in longer} & held_apart
