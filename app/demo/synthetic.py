@@ -215,11 +215,17 @@ def generate(config: SyntheticConfig | None = None) -> dict[str, list[SyntheticI
 _COLUMNS = ("filename", "mos", "level", "distortion", "source")
 
 
-def write_synthetic(out: Path | str, config: SyntheticConfig | None = None) -> dict[str, int]:
-    """Write OUT/<split>/*.png and OUT/<split>/labels.csv; returns images written per split."""
+def write_synthetic(
+    out: Path | str,
+    config: SyntheticConfig | None = None,
+    data: dict[str, list[SyntheticImage]] | None = None,
+) -> dict[str, int]:
+    """Write OUT/<split>/*.png and OUT/<split>/labels.csv; returns images written per split.
+
+    `data` is `generate(config)` when the caller already holds it (it is not drawn again)."""
     root = Path(out)
     written: dict[str, int] = {}
-    for split, items in generate(config).items():
+    for split, items in (data if data is not None else generate(config)).items():
         folder = root / split
         folder.mkdir(parents=True, exist_ok=True)
         for item in items:
