@@ -80,6 +80,9 @@ def main() -> None:
         limit_mm_per_prompt={"image": 2, "video": 0},
         enforce_eager=True,
         seed=0,
+        # A prompt split across scheduler steps makes vLLM 0.32 rewind a seeded request's
+        # generator, which the CPU generator cannot do (EngineDeadError): keep prompts whole.
+        enable_chunked_prefill=False,
     )
     stream.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
