@@ -95,7 +95,7 @@ _SMALL_CORPUS = (
 
 @dataclass
 class TinySpec:
-    """Sizes of the tiny model; defaults give ~0.34M parameters with the small vocabulary."""
+    """Sizes of the tiny model; defaults give ~0.35M parameters with the small vocabulary."""
 
     hidden_size: int = 64  # text hidden size
     intermediate_size: int = 128  # text MLP width
@@ -108,7 +108,7 @@ class TinySpec:
     vision_num_heads: int = 4
     min_pixels: int = 56 * 56  # image processor bounds: 56x56 -> 4 image tokens
     max_pixels: int = 112 * 112  # 112x112 -> 16 image tokens
-    small_vocab_size: int = 348  # BPE size before the 22 special tokens (~370 ids in all)
+    small_vocab_size: int = 1000  # BPE merges until every corpus word is one token (529 + 22 ids)
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
 

@@ -38,7 +38,7 @@ PENDING_TIMEOUT_S = 6
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(tmp_path_factory, tiny_answering_model_dir) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("faults")
     redis.Redis.from_url(REDIS_DB).flushdb()
     with (
@@ -48,6 +48,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             db_url,
             REDIS_DB,
             worker_module="tests.support.faulty_worker",  # publishes normally until told
+            # Sampled votes must parse: the random tiny model answers a digit ~2/550 of the time.
+            EVOQ_BASE_MODEL=str(tiny_answering_model_dir),
             EVOQ_TEST_FAULT_FILE=str(root / "fault"),
             EVOQ_ROUND_STALE_SECONDS="5",
             EVOQ_ROUND_PENDING_TIMEOUT_SECONDS=str(PENDING_TIMEOUT_S),

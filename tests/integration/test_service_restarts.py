@@ -75,12 +75,21 @@ class ScoreLoad:
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory) -> Iterator[tuple[Stack, PrivateRedis, PrivatePostgres]]:
+def services(
+    tmp_path_factory, tiny_answering_model_dir
+) -> Iterator[tuple[Stack, PrivateRedis, PrivatePostgres]]:
     root = tmp_path_factory.mktemp("restarts")
     with (
         start_private_redis(root) as broker,
         private_postgres() as database,
-        production_stack(root, database.url, broker.url, EVOQ_ROUND_STALE_SECONDS="5") as stack,
+        production_stack(
+            root,
+            database.url,
+            broker.url,
+            EVOQ_ROUND_STALE_SECONDS="5",
+            # Sampled votes must parse: the random tiny model answers a digit ~2/550 of the time.
+            EVOQ_BASE_MODEL=str(tiny_answering_model_dir),
+        ) as stack,
     ):
         assert stack.upload(12)["stored"] == 12
         yield stack, broker, database

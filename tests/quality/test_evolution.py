@@ -44,10 +44,10 @@ def small_round(**grpo):
     )
 
 
-def test_one_round_on_the_tiny_model(tiny_model_dir, image_paths, tmp_path):
+def test_one_round_on_the_tiny_model(tiny_answering_model_dir, image_paths, tmp_path):
     stages = []
     result = run_round(
-        tiny_model_dir,
+        tiny_answering_model_dir,
         image_paths,
         small_round(),
         tmp_path / "round1",
@@ -78,7 +78,7 @@ def test_one_round_on_the_tiny_model(tiny_model_dir, image_paths, tmp_path):
 
     # The candidate is complete, differs from its parent and scores images.
     assert result.digest == weights_digest(result.checkpoint_dir) != m["parent_digest"]
-    parent = load_file(tiny_model_dir / "model.safetensors")
+    parent = load_file(tiny_answering_model_dir / "model.safetensors")
     child = load_file(result.checkpoint_dir / "model.safetensors")
     assert any(not torch.equal(parent[k], child[k]) for k in parent)
     candidate = load_model(str(result.checkpoint_dir), device="cpu")

@@ -105,11 +105,13 @@ def test_write_atomically_leaves_nothing_on_failure(tmp_path):
         write_atomically(target, lambda d: None)
 
 
-def test_train_writes_a_changed_checkpoint_with_metrics(tiny_model_dir, votes, images, tmp_path):
+def test_train_writes_a_changed_checkpoint_with_metrics(
+    tiny_answering_model_dir, votes, images, tmp_path
+):
     out = tmp_path / "candidate"
     progress = []
     result = train_grpo(
-        tiny_model_dir,
+        tiny_answering_model_dir,
         votes,
         images.__getitem__,
         small_config(),
@@ -118,10 +120,10 @@ def test_train_writes_a_changed_checkpoint_with_metrics(tiny_model_dir, votes, i
     )
     assert progress == [(1, 3), (2, 3), (3, 3)]
     assert result.checkpoint_dir == out
-    assert result.digest == weights_digest(out) != weights_digest(tiny_model_dir)
+    assert result.digest == weights_digest(out) != weights_digest(tiny_answering_model_dir)
     assert not (out / "training_args.bin").exists()
     # the child keeps the tiny model's answer-only prompting default
-    assert reasoning_default(str(out)) is reasoning_default(str(tiny_model_dir)) is False
+    assert reasoning_default(str(out)) is reasoning_default(str(tiny_answering_model_dir)) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate"]  # no staging left
 
     m = result.metrics
@@ -133,7 +135,7 @@ def test_train_writes_a_changed_checkpoint_with_metrics(tiny_model_dir, votes, i
     # The random tiny model rarely emits a number; the format reward still separates a group's
     # parsable from unparsable answers, so the optimizer saw a real gradient.
     assert max(series["grad_norm"]) > 0.0
-    parent = load_file(tiny_model_dir / "model.safetensors")
+    parent = load_file(tiny_answering_model_dir / "model.safetensors")
     child = load_file(out / "model.safetensors")
     assert parent.keys() == child.keys()
     assert any(not torch.equal(parent[k], child[k]) for k in parent)

@@ -51,13 +51,13 @@ def _weights(folder):
 
 
 def test_two_processes_train_whole_pairs_into_a_new_checkpoint(
-    tiny_model_dir, image_paths, tmp_path
+    tiny_answering_model_dir, image_paths, tmp_path
 ):
     config = _two_processes(learning_rate=1e-3, max_steps=2, format_reward_weight=1.0)
     steps = []
     out = tmp_path / "candidate"
     result = launch_train_grpo(
-        tiny_model_dir,
+        tiny_answering_model_dir,
         _votes(),
         image_paths,
         config,
@@ -71,7 +71,7 @@ def test_two_processes_train_whole_pairs_into_a_new_checkpoint(
     assert not list(tmp_path.glob(".candidate.*"))  # job and staging folders are gone
 
     load_model(str(out), device="cpu")
-    parent, trained = _weights(tiny_model_dir), _weights(out)
+    parent, trained = _weights(tiny_answering_model_dir), _weights(out)
     assert parent.keys() == trained.keys()
     assert any(not torch.equal(parent[k], trained[k]) for k in parent)
 
