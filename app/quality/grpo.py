@@ -219,6 +219,8 @@ def train_grpo(
     """
     from trl import GRPOTrainer
 
+    from app.quality.grpo_prefix import SharedPrefixGRPOTrainer
+
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"checkpoint {out_dir} already exists")
@@ -243,7 +245,8 @@ def train_grpo(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.trainer-", dir=out_dir.parent))
     try:
-        trainer = GRPOTrainer(
+        trainer_class = SharedPrefixGRPOTrainer if config.shared_prefill else GRPOTrainer
+        trainer = trainer_class(
             model=str(model_dir),
             reward_funcs=rewards,
             args=_trl_config(config, work_dir, n_steps),

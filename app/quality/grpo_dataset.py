@@ -73,6 +73,13 @@ class GRPORoundConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory on large models (GPU)."}
     )
+    shared_prefill: bool = field(
+        default=True,
+        metadata={
+            "help": "Prefill each prompt once for its G samples and log-probabilities "
+            "(app/quality/grpo_prefix.py); False = TRL's own path, G prefills per prompt."
+        },
+    )
     num_processes: int = field(
         default=1,
         metadata={

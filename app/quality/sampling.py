@@ -79,6 +79,21 @@ def sample_continuations(
     """
     if not supports_shared_prefill(model):
         return _sample_with_generate(model, inputs, counts, params, generator)
+    generated = sample_token_matrix(model, inputs, counts, params, generator).tolist()
+    return _split(_cut_at_eos(generated, set(params.eos_token_ids)), counts)
+
+
+@torch.inference_mode()
+def sample_token_matrix(
+    model,
+    inputs: dict[str, torch.Tensor],
+    counts: list[int],
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The sampled tokens, one row per continuation (row i of the batch counts[i] times, in
+    order), until every row has met an EOS or max_new_tokens; tokens after a row's first EOS
+    are whatever was sampled there. Needs `supports_shared_prefill(model)`."""
     device = inputs["input_ids"].device
     mask = inputs["attention_mask"]
     positions, deltas = model.model.get_rope_index(
@@ -119,8 +134,7 @@ def sample_continuations(
             logits_to_keep=1,
         )
         cache, logits = out.cache, out.logits[:, -1, :]
-    generated = torch.stack(steps, dim=1).tolist()
-    return _split(_cut_at_eos(generated, set(params.eos_token_ids)), counts)
+    return torch.stack(steps, dim=1)
 
 
 def _sample_with_generate(model, inputs, counts, params, generator) -> list[list[list[int]]]:
