@@ -51,6 +51,7 @@ def celery_config(settings: Settings) -> dict:
         "task_default_queue": DEFAULT_QUEUE,
         # Model work goes to GPU workers; bookkeeping to any worker.
         "task_routes": {
+            "evoq.rounds.refresh": {"queue": GPU_QUEUE},
             "evoq.rounds.vote_chunk": {"queue": GPU_QUEUE},
             "evoq.rounds.train": {"queue": settings.train_queue},
             "evoq.rounds.evaluate": {"queue": GPU_QUEUE},

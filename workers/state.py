@@ -7,13 +7,14 @@ from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.corpus.models import Image
 from app.db import session_scope
 from app.quality.augment import Variant, parse_variant, reference_of, variant_loader
+from app.quality.checkpoint import DIGEST_FILE
 from app.quality.images import path_loader
-from app.quality.voting import VoteResult
+from app.quality.voting import VoteResult, chunk_count
 from app.registry import service as registry
 from app.registry.bootstrap import models_dir
 from app.rounds import service as rounds
@@ -25,6 +26,50 @@ from app.settings import get_settings
 def checkpoint_dir(round_id: int) -> Path:
     """Where a round's candidate checkpoint is written (complete or absent, never partial)."""
     return models_dir(get_settings()) / "rounds" / f"round-{round_id}"
+
+
+def refreshed_dir(round_id: int) -> Path:
+    """Where a round keeps its parent with the comparison refreshed (app/quality/refresh.py)."""
+    folder = checkpoint_dir(round_id)
+    return folder.with_name(f".{folder.name}.refreshed")
+
+
+def voting_model(round_id: int, parent_path: str) -> str:
+    """The model a round votes with and trains from: its refreshed parent when it has one."""
+    refreshed = refreshed_dir(round_id)
+    return str(refreshed) if (refreshed / DIGEST_FILE).is_file() else parent_path
+
+
+def refresh_pending(round_id: int, config: RoundConfigIn) -> bool:
+    """Whether the round asks for a refresh that has not run (or been skipped) yet."""
+    if not config.refresh_steps:
+        return False
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        return found is not None and "refresh" not in (found.progress or {})
+
+
+def parent_round(round_id: int) -> tuple[int, RoundConfigIn] | None:
+    """The round that produced this round's parent version (its id and config), if any."""
+    with session_scope() as db:
+        found = db.get(Round, round_id)
+        if found is None:
+            return None
+        source = db.scalars(
+            select(Round).where(Round.candidate_version_id == found.parent_version_id)
+        ).first()
+        if source is None:
+            return None
+        return source.id, RoundConfigIn.model_validate(source.config)
+
+
+def vote_tasks(round_id: int, chunk_size: int) -> list[tuple[str, list]]:
+    """A vote task for every chunk of the round's pairs."""
+    with session_scope() as db:
+        total = db.scalar(select(func.count()).where(Pair.round_id == round_id)) or 0
+    return [
+        ("evoq.rounds.vote_chunk", [round_id, c]) for c in range(chunk_count(total, chunk_size))
+    ]
 
 
 def load_round(round_id: int, expected: str) -> tuple[RoundConfigIn, str] | None:

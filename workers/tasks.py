@@ -26,6 +26,7 @@ from workers.stages.calibrate import calibrate as calibrate_stage
 from workers.stages.evaluate import evaluate as evaluate_stage
 from workers.stages.gate import gate as gate_stage
 from workers.stages.prepare import prepare as prepare_stage
+from workers.stages.refresh import refresh as refresh_stage
 from workers.stages.train import train as train_stage
 from workers.stages.vote import vote as vote_stage
 from workers.state import fail
@@ -56,6 +57,7 @@ def round_task(name: str, stage: Callable[..., NextTasks]) -> Any:
 
 
 prepare = round_task("evoq.rounds.prepare", prepare_stage)
+refresh = round_task("evoq.rounds.refresh", refresh_stage)
 vote = round_task("evoq.rounds.vote_chunk", vote_stage)
 train = round_task("evoq.rounds.train", train_stage)
 evaluate = round_task("evoq.rounds.evaluate", evaluate_stage)

@@ -1,6 +1,6 @@
 """Teach a tiny model the answer format (one digit, then <|im_end|>) so its votes and scores parse.
 
-A random tiny model puts ~2/370 of its mass on "0"/"1"; sampled votes are then almost all
+A random tiny model puts ~2/550 of its mass on "0"/"1"; sampled votes are then almost all
 invalid. A few hundred supervised steps on brightness make answers parse and depend on the
 images, which tests and benchmarks of voting and sampling need. Not a quality model.
 """
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from app.quality.loading import load_model
-from app.quality.model import QualityModel
+from app.quality.supervised import supervised_batch
 
 
 @dataclass
@@ -37,28 +37,6 @@ def _image(rng: np.random.Generator, size: int) -> tuple[Image.Image, float]:
     texture = rng.random((size, size, 1)) * 0.3 + 0.7
     pixels = np.clip(base * texture * brightness, 0, 1)
     return Image.fromarray((pixels * 255).astype(np.uint8)), brightness
-
-
-def supervised_batch(qm: QualityModel, task: str, rows, answers: list[str]) -> dict:
-    """Prompt + answer + <|im_end|>, loss only on those; answers must tokenize to equal length."""
-    inputs = qm.encode(task, False, rows)
-    tok = qm.processor.tokenizer
-    answer = torch.tensor(
-        [tok.encode(a, add_special_tokens=False) + qm.eos_ids[:1] for a in answers]
-    )
-    answer = answer.to(qm.device)
-    prompt_len = inputs["input_ids"].shape[1]
-    inputs["input_ids"] = torch.cat([inputs["input_ids"], answer], dim=1)
-    inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(answer)], dim=1)
-    if "mm_token_type_ids" in inputs:
-        types = inputs["mm_token_type_ids"]
-        inputs["mm_token_type_ids"] = torch.cat(
-            [types, torch.zeros_like(answer, dtype=types.dtype)], 1
-        )
-    labels = torch.full_like(inputs["input_ids"], -100)
-    labels[:, prompt_len:] = answer
-    inputs["labels"] = labels
-    return inputs
 
 
 def teach_answer_format(

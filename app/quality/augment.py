@@ -44,6 +44,14 @@ class AugmentConfig:
         default=0.5,
         metadata={"help": "Share of pairs that are two versions of the same reference image."},
     )
+    random_pairs_from: str = field(
+        default="augmented",
+        metadata={
+            "help": "The other pairs: 'augmented' draws them over references and variants, "
+            "'references' over the stored images only, so variants enter only beside their "
+            "own reference and the round's image distribution stays the corpus's."
+        },
+    )
 
     def __post_init__(self) -> None:
         unknown = set(self.types) - set(distortions.DISTORTIONS)
@@ -53,6 +61,8 @@ class AugmentConfig:
             raise ValueError("variants must be >= 0 and need at least one type")
         if not 0.0 <= self.same_reference_fraction <= 1.0:
             raise ValueError("same_reference_fraction must be in [0, 1]")
+        if self.random_pairs_from not in ("augmented", "references"):
+            raise ValueError("random_pairs_from must be 'augmented' or 'references'")
 
     @property
     def enabled(self) -> bool:
@@ -118,8 +128,9 @@ def augmented_pairs(
     references and variants; seeded, random order within a pair, holdout flagged as usual."""
     pool: list[Hashable] = list(ids)
     family = {ref: [ref, *dict.fromkeys(variants_for(ref, config, seed))] for ref in ids}
-    for members in family.values():
-        pool.extend(members[1:])
+    if config.random_pairs_from == "augmented":
+        for members in family.values():
+            pool.extend(members[1:])
     rng = random.Random(seed)
     n_same = min(round(n_pairs * config.same_reference_fraction), _same_capacity(family))
     seen: set[frozenset] = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import shutil
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from app.quality.loading import load_model
 from app.quality.metrics import pairwise_accuracy
 from app.quality.model import QualityModel
 from app.quality.pairs import sample_pairs
+from app.quality.refresh import RefreshConfig, refresh_comparisons
 from app.quality.reward import GAMMA
 from app.quality.voting import VoteConfig, VoteResult, chunk_count, iter_chunks
 
@@ -65,6 +67,10 @@ class RoundConfig:
     augment: AugmentConfig = field(
         default_factory=AugmentConfig,
         metadata={"help": "Distorted variants and same-reference pairs (paper: round 2)."},
+    )
+    refresh: RefreshConfig = field(
+        default_factory=RefreshConfig,
+        metadata={"help": "Comparison refresh before voting, from the parent's own labels."},
     )
 
 
@@ -148,14 +154,52 @@ def run_round(
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Progress | None = None,
+    parent_labels: tuple[Sequence[VoteResult], Callable[[Hashable], Any]] | None = None,
 ) -> RoundResult:
     """Run one round from the checkpoint in `model_dir` and write the candidate to `out_dir`.
 
     Holdout pairs are voted by the parent and never trained on; the candidate and the parent
     are both measured on them. Raises TrainingCancelled if `should_stop` returns True.
+    `parent_labels`: the votes of the round that produced `model_dir` and their image loader;
+    with `config.refresh` on, the parent's comparison is refreshed on them first, and that
+    model votes and is trained.
     """
+    out_dir = Path(out_dir)
+    voter = out_dir.with_name(f".{out_dir.name}.refreshed")
+    try:
+        return _run_round(
+            model_dir, image_paths, config, out_dir, seed, should_stop, on_progress,
+            parent_labels, voter,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(voter, ignore_errors=True)
+
+
+def _run_round(
+    model_dir: str | Path,
+    image_paths: Sequence[str | Path],
+    config: RoundConfig,
+    out_dir: Path,
+    seed: int,
+    should_stop: Callable[[], bool] | None,
+    on_progress: Progress | None,
+    parent_labels: tuple[Sequence[VoteResult], Callable[[Hashable], Any]] | None,
+    voter: Path,
+) -> RoundResult:
     report = on_progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
+    parent_dir = model_dir
+    refreshed: dict[str, Any] = {"steps": 0}
+    if config.refresh.enabled and parent_labels is not None:
+        start = time.perf_counter()
+        shutil.rmtree(voter, ignore_errors=True)
+        max_pixels = config.max_pixels
+        model_dir = refresh_comparisons(
+            parent_dir, voter, *parent_labels, config.refresh, seed=seed,
+            device=config.device if config.device != "auto" else "cpu", max_pixels=max_pixels,
+        )  # fmt: skip
+        refreshed = {"steps": config.refresh.steps, "pairs": len(parent_labels[0])}
+        timings["refresh_s"] = time.perf_counter() - start
     ids = [str(p) for p in image_paths]
     if config.augment.enabled:
         pairs = augmented_pairs(ids, config.n_pairs, config.augment, config.holdout_fraction, seed)
@@ -184,6 +228,9 @@ def run_round(
 
     start = time.perf_counter()
     holdout = [v for v in votes if v.holdout]
+    if holdout and model_dir != parent_dir:  # the gate compares with the parent, not its refresh
+        del parent
+        parent = _load(parent_dir, config)
     parent_eval = evaluate_on_pairs(
         parent, holdout, load_image, mode=config.eval_mode, samples=config.eval_samples, seed=seed
     )
@@ -221,8 +268,9 @@ def run_round(
         "votes": vote_summary(votes),
         "train": trained.metrics,
         "holdout": {"parent": parent_eval, "candidate": candidate_eval},
-        "parent_digest": weights_digest(model_dir),
+        "parent_digest": weights_digest(parent_dir),
         "digest": trained.digest,
+        "refresh": refreshed,
         "timings": timings,
     }
     return RoundResult(trained.checkpoint_dir, trained.digest, metrics, votes)

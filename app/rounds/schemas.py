@@ -10,6 +10,7 @@ from app.params import MAX_ROW_ID
 from app.quality import distortions
 from app.quality.augment import AugmentConfig
 from app.quality.grpo import GRPORoundConfig
+from app.quality.refresh import RefreshConfig
 from app.quality.voting import VoteConfig
 from app.timeutil import UtcDatetime
 
@@ -30,6 +31,11 @@ class AugmentIn(BaseModel):
     same_reference_fraction: float = Field(
         0.5, ge=0, le=1, description="Share of pairs that are two versions of one image."
     )
+    random_pairs_from: Literal["augmented", "references"] = Field(
+        "augmented",
+        description="The other pairs: over images and variants, or over the stored images "
+        "only (variants then appear only beside their own image).",
+    )
 
     def augment_config(self) -> AugmentConfig:
         """The library's augmentation config."""
@@ -37,6 +43,7 @@ class AugmentIn(BaseModel):
             variants=self.variants,
             types=tuple(dict.fromkeys(self.types)),
             same_reference_fraction=self.same_reference_fraction,
+            random_pairs_from=self.random_pairs_from,
         )
 
 
@@ -81,12 +88,21 @@ class RoundConfigIn(BaseModel):
         description="Weight of a 0/1 answer-format reward (0: the paper's reward only).",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds pair sampling, votes and training.")
+    refresh_steps: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Before voting, supervised steps that refresh the parent's comparison "
+        "answer on the labels of the round that produced it (answer-only models; 0: off, the "
+        "paper). The refreshed parent votes and is trained; the gate still compares with the "
+        "parent.",
+    )
+    refresh_lr: float = Field(3e-4, gt=0, le=1e-2, description="The refresh's learning rate.")
     augment: AugmentIn | None = Field(
         None,
         description="Add distorted variants of the images and same-reference pairs to this "
         "round's pool (the paper's round 2); empty: the stored images only.",
     )
-    seed: int = Field(0, ge=0, description="Seeds pair sampling, votes and training.")
     policy: Literal["auto", "manual"] = Field(
         "auto", description="auto: promote when the gate passes; manual: wait for an admin."
     )
@@ -120,6 +136,10 @@ class RoundConfigIn(BaseModel):
     def augment_config(self) -> AugmentConfig:
         """Variants for this round; disabled when `augment` is empty."""
         return self.augment.augment_config() if self.augment else AugmentConfig()
+
+    def refresh_config(self) -> RefreshConfig:
+        """The library's comparison-refresh config."""
+        return RefreshConfig(steps=self.refresh_steps, learning_rate=self.refresh_lr)
 
     def vote_config(self) -> VoteConfig:
         """The library's offline-stage config."""

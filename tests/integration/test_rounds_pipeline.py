@@ -208,13 +208,18 @@ def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
     before = httpx.get(f"{stack.url}/v1/models").json()["active_version"]
     # Also the paper's round-2 pool: derived variants and same-reference pairs, never stored.
     augment = {"variants": 2, "types": ["darken", "noise"], "same_reference_fraction": 0.5}
-    config = {**SMALL_ROUND, "policy": "manual", "srcc_margin": 2.0, "seed": 3, "augment": augment}
+    config = {
+        **SMALL_ROUND, "policy": "manual", "srcc_margin": 2.0, "seed": 3, "augment": augment,
+        "refresh_steps": 3,
+    }  # fmt: skip
     images_before = httpx.get(f"{stack.url}/v1/corpus").json()
     round_id = httpx.post(
         f"{stack.url}/v1/admin/rounds", json={"config": config}, headers=AUTH
     ).json()["id"]
     done = _wait_round(stack, round_id, lambda b: b["finished_at"] is not None)
     assert done["status"] == "awaiting_approval", done
+    # The parent is the base model (an earlier test rolled back): nothing to refresh from.
+    assert done["progress"]["refresh"] == {"steps": 0, "skipped": "the parent came from no round"}
     checks = {c["name"]: c for c in done["gate"]["checks"]}
     assert "probe_srcc" in checks and checks["probe_srcc"]["passed"]
     assert done["gate"]["metrics"]["probe_set"] == "probe-one"
@@ -244,7 +249,11 @@ def test_manual_policy_waits_for_an_admin_and_a_probe_set_gates(stack) -> None:
 
 
 def test_continuous_mode_starts_a_round_when_enough_images_arrived(stack) -> None:
-    schedule = {"enabled": True, "min_new_images": 3, "config": SMALL_ROUND}
+    # Its parent is the version the manual round above produced: the round first refreshes
+    # that parent's comparison on the manual round's labels.
+    parent_round = httpx.get(f"{stack.url}/v1/admin/rounds", headers=AUTH).json()["items"][0]
+    config = {**SMALL_ROUND, "refresh_steps": 3}
+    schedule = {"enabled": True, "min_new_images": 3, "config": config}
     response = httpx.put(f"{stack.url}/v1/admin/schedule", json=schedule, headers=AUTH)
     assert response.status_code == 200 and response.json()["enabled"] is True
     httpx.post(f"{stack.url}/v1/corpus/images", files=_files(3, offset=100), timeout=60)
@@ -259,3 +268,8 @@ def test_continuous_mode_starts_a_round_when_enough_images_arrived(stack) -> Non
     httpx.put(f"{stack.url}/v1/admin/schedule", json={**schedule, "enabled": False}, headers=AUTH)
     done = _wait_round(stack, rounds[0]["id"], lambda b: b["finished_at"] is not None)
     assert done["status"] in ("promoted", "rejected"), done
+    assert done["parent_version_id"] == parent_round["candidate_version_id"]
+    refresh = done["progress"]["refresh"]
+    assert refresh["steps"] == 3 and refresh["from_round"] == parent_round["id"], refresh
+    assert refresh["pairs"] > 0
+    assert not list((stack.data_dir / "models" / "rounds").glob(".*refreshed*"))

@@ -46,6 +46,19 @@ def test_augmented_pairs_mix_same_reference_and_random_pairs():
     assert {reference_of(k) for p in pairs for k in (p.a, p.b)} <= set(ids)
 
 
+def test_random_pairs_over_references_keep_variants_beside_their_own_image():
+    ids = [f"i{k}" for k in range(40)]
+    config = AugmentConfig(variants=10, random_pairs_from="references")
+    pairs = augmented_pairs(ids, 400, config, seed=5)
+    assert len({frozenset((p.a, p.b)) for p in pairs}) == 400
+    cross = [p for p in pairs if reference_of(p.a) != reference_of(p.b)]
+    assert len(cross) == 200  # the random half: stored images only
+    assert not any(isinstance(k, Variant) for p in cross for k in (p.a, p.b))
+    assert any(isinstance(p.a, Variant) or isinstance(p.b, Variant) for p in pairs)
+    with pytest.raises(ValueError, match="random_pairs_from"):
+        AugmentConfig(variants=2, random_pairs_from="everything")
+
+
 def test_too_many_pairs_is_refused():
     with pytest.raises(ValueError, match="pairs requested"):
         augmented_pairs(["a", "b"], 100, AugmentConfig(variants=1), seed=0)

@@ -51,6 +51,8 @@ def prepare(round_id: int) -> NextTasks:
         }
     if not rounds_advance(round_id, "pending", "voting"):
         return []
+    if config.refresh_steps:
+        return [("evoq.rounds.refresh", [round_id])]
     return [("evoq.rounds.vote_chunk", [round_id, chunk]) for chunk in range(chunks)]
 
 

@@ -18,10 +18,12 @@ from workers.state import (
     checkpoint_dir,
     image_paths,
     load_round,
+    refreshed_dir,
     remove_unregistered_checkpoint,
     round_image_loader,
     rounds_advance,
     votes,
+    voting_model,
 )
 
 
@@ -34,6 +36,7 @@ def train(round_id: int) -> NextTasks:
     if loaded is None:
         return []
     config, parent_path = loaded
+    start_path = voting_model(round_id, parent_path)  # the refreshed parent, if the round has one
     voted = votes(round_id, holdout=False)
     out_dir = checkpoint_dir(round_id)
     if out_dir.exists():  # a redelivered task after a crash: nothing registered it, start over
@@ -60,15 +63,17 @@ def train(round_id: int) -> NextTasks:
                         "augment rounds train in one process: set EVOQ_TRAIN_PROCESSES=1"
                     )
                 paths = image_paths(set(keys))
-                result = launch_train_grpo(parent_path, voted, paths, grpo, out_dir, **controls)
+                result = launch_train_grpo(start_path, voted, paths, grpo, out_dir, **controls)
             else:
                 load = round_image_loader(config, keys)
-                result = train_grpo(parent_path, voted, load, grpo, out_dir, **controls)
+                result = train_grpo(start_path, voted, load, grpo, out_dir, **controls)
         except TrainingCancelled:
+            shutil.rmtree(refreshed_dir(round_id), ignore_errors=True)
             with session_scope() as db:
                 rounds.finish(db=db, round_id=round_id, status="cancelled", error="cancelled")
             remove_unregistered_checkpoint(round_id)
             return []
+    shutil.rmtree(refreshed_dir(round_id), ignore_errors=True)  # evaluation uses the parent
     touch(
         round_id,
         checkpoint=str(result.checkpoint_dir),

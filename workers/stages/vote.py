@@ -18,7 +18,13 @@ from app.timeutil import utcnow
 from workers.heartbeat import heartbeat
 from workers.model_cache import cached_model
 from workers.stages import NextTasks
-from workers.state import load_round, round_image_loader, rounds_advance
+from workers.state import (
+    load_round,
+    refresh_pending,
+    round_image_loader,
+    rounds_advance,
+    voting_model,
+)
 
 log = logging.getLogger("evoq.pipeline")
 
@@ -29,6 +35,9 @@ def vote(round_id: int, chunk: int) -> NextTasks:
     if loaded is None:
         return []
     config, parent_path = loaded
+    if refresh_pending(round_id, config):  # the refresh task was lost: it goes first
+        return [("evoq.rounds.refresh", [round_id])]
+    model_path = voting_model(round_id, parent_path)
     with heartbeat(round_id):
         with session_scope() as db:
             rows = db.scalars(
@@ -60,7 +69,7 @@ def vote(round_id: int, chunk: int) -> NextTasks:
             pairs = [ImagePair(a, b, holdout) for _id, a, b, holdout in todo]
             load = round_image_loader(config, {k for p in pairs for k in (p.a, p.b)})
             results = vote_chunk(
-                cached_model(parent_path),
+                cached_model(model_path),
                 pairs,
                 load,
                 config.vote_config(),
