@@ -52,7 +52,7 @@ def migrate(
 @app.command("make-tiny-model")
 def make_tiny_model(
     path: str = typer.Argument(..., help="Folder to write the model into (replaced if present)."),
-    vocab: str = typer.Option("small", help="small: trained ~370-id BPE; qwen: Qwen's real vocab."),
+    vocab: str = typer.Option("small", help="small: trained ~550-id BPE; qwen: Qwen's real vocab."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
     """Write a tiny random-weight Qwen2.5-VL folder that loads like a real checkpoint."""
@@ -68,7 +68,7 @@ def make_synthetic(
     ),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     size: int = typer.Option(56, help="Side of the square images in pixels."),
-    counts: str = typer.Option("1100,1500,360", help="Images in the prior,pool,eval splits."),
+    counts: str = typer.Option("1100,1500,2000", help="Images in the prior,pool,eval splits."),
     distortions: str = typer.Option(
         "darken,contrast,noise", help="Distortion types (also: blur, jpeg)."
     ),

@@ -27,10 +27,10 @@ register_builtin(
 register_builtin(
     "demo",
     _demo_builder("build_demo_base"),
-    "trains the weak prior: about 8 minutes on 2 CPU cores",
+    "trains the weak prior: about 5 minutes on 2 CPU cores",
 )
 register_builtin(
     "demo-evolved",
     lambda path: build_or_unpack(path),
-    "unpacks the shipped archive in seconds; without it, builds for about 9 minutes",
+    "unpacks the shipped archive in seconds; without it, builds for 9 to 15 minutes",
 )

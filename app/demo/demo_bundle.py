@@ -1,7 +1,7 @@
 """The evolved demo model shipped with the package, so the embedded default serves in seconds.
 
-`builtin:demo-evolved` takes about 9 minutes to build on 2 CPU cores (prior, two rounds of
-voting and GRPO). The package ships the folder `evoq demo` builds with seed 0 as a tar.gz:
+`builtin:demo-evolved` takes 9 to 15 minutes to build on 2 CPU cores (prior, two rounds of
+voting and GRPO; README). The package ships the folder `evoq demo` builds with seed 0 as a tar.gz:
 unpacking it is the first-use path, and building from scratch (with progress bars) is the
 fallback when the archive is absent. `tests/demo/test_demo.py` rebuilds it in CI, and
 `pack` regenerates the archive: `python -m app.demo.demo_bundle FOLDER`.
@@ -41,7 +41,7 @@ def pack(folder: Path, archive: Path = ARCHIVE) -> Path:
 
 
 def build_or_unpack(path: Path) -> Path:
-    """The builtin:demo-evolved builder: unpack the shipped model, else build it (~9 minutes)."""
+    """The builtin:demo-evolved builder: unpack the shipped model, else build it (9 to 15 minutes)."""
     if available():
         return unpack(Path(path))
     from app.demo.demo import build_demo_evolved

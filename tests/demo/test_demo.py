@@ -91,6 +91,13 @@ def test_later_rounds_train_their_own_step_count():
     assert _round_config(DemoConfig(grpo_steps=60, later_grpo_steps=None), 2).grpo.max_steps == 60
 
 
+def test_later_rounds_refresh_the_comparison_and_add_variants_beside_their_images():
+    rounds = [_round_config(DemoConfig(), r) for r in (1, 2, 3)]
+    assert [c.refresh.steps for c in rounds] == [0, 50, 50]  # round 1 votes with the prior
+    assert [c.augment.variants for c in rounds] == [0, 10, 10]
+    assert rounds[1].augment.random_pairs_from == "references"
+
+
 def test_round_one_votes_hard_labels_and_later_rounds_soft_ones():
     cfg = DemoConfig()
     assert [_round_config(cfg, r).vote.label for r in (1, 2, 3)] == ["hard", "soft", "soft"]
@@ -104,10 +111,13 @@ def test_demo_models_are_builtins():
 # The CI demo: exactly `evoq demo`'s recipe through the builtin:demo-evolved builder, i.e.
 # synthetic data, supervised prior, two rounds of voting + TRL GRPO via run_round, measurement
 # on the eval split; it skips only the extra pool-label votes that no assertion reads.
-# GAIN_BAR is below every seed measured (r0 -> r2 sampled SRCC gain of the 90-step recipe on a
-# Zen 3 CPU: seed 0 +0.370, seed 1 +0.343, seed 2 +0.249; README), not the +0.3 the recipe
-# was meant to clear in every seed, which seed 2 misses.
-GAIN_BAR = 0.15
+# GAIN_BAR sits below every run measured (r0 -> r2 sampled SRCC gain on the 2000-image eval
+# split; README): seeds 0 / 1 / 2 gained +0.356 / +0.334 / +0.329 on an AVX-512 machine and
+# +0.284 / +0.265 / +0.311 on this kind's Zen 3 machine. The same seed moves by ~0.07 between
+# CPUs, so the bar leaves that much room below the lowest run; ROUND2_SLACK lets round 2 trail
+# round 1 by no more than a collapse would (a collapsed round 2 fell to 0.05 from 0.31).
+GAIN_BAR = 0.20
+ROUND2_SLACK = 0.05
 
 
 @pytest.mark.slow
@@ -128,6 +138,7 @@ def test_demo_evolved_learns_without_labels(tmp_path):
     assert rows[0].compare_acc > 0.6 and abs(rows[0].srcc_sampled) < 0.2
     # Evolution without labels: sampled-score SRCC rises and the scores stay spread.
     assert rows[2].srcc_sampled - rows[0].srcc_sampled >= GAIN_BAR
+    assert rows[2].srcc_sampled >= rows[1].srcc_sampled - ROUND2_SLACK
     assert rows[2].score_std > 0.5
     # pool_labels=False voted no extra pool pairs: the last model has no label column.
     assert not math.isnan(rows[0].pseudo_acc_k32) and math.isnan(rows[2].pseudo_acc_k32)

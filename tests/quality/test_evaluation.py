@@ -229,7 +229,7 @@ def test_builtin_build_notice(tmp_path):
     import app.model_sources  # noqa: F401 - registers builtin:demo
     from app.quality.builtins import pending_build
 
-    assert "about 8 minutes" in pending_build("builtin:demo", tmp_path)
+    assert "about 5 minutes" in pending_build("builtin:demo", tmp_path)
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "config.json").write_text("{}")
     assert pending_build("builtin:demo", tmp_path) is None
