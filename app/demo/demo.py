@@ -24,19 +24,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from app.demo.answer_prior import supervised_batch
 from app.demo.synthetic import SyntheticConfig, SyntheticImage, generate, write_synthetic
 from app.demo.tiny import build_tiny_model
 from app.quality import metrics
 from app.quality.augment import AugmentConfig, Variant, variant_loader
-from app.quality.checkpoint import write_atomically
 from app.quality.evaluation import save_figure
 from app.quality.evolution import RoundConfig, run_round
 from app.quality.grpo import GRPORoundConfig
-from app.quality.loading import copy_prompt_marker, load_model
+from app.quality.loading import load_model
 from app.quality.model import QualityModel
 from app.quality.pairs import sample_pairs
 from app.quality.refresh import RefreshConfig, refresh_comparisons
+from app.quality.supervised import save_finetuned, supervised_batch
 from app.quality.voting import VoteConfig, VoteResult, vote_all
 
 __all__ = [
@@ -287,16 +286,7 @@ def train_prior(
         optim.step()
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    model.eval()
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging)
-        qm.processor.save_pretrained(staging)
-
-    out = Path(out)
-    write_atomically(out, write)  # complete or absent, with its weights digest
-    copy_prompt_marker(Path(model_dir), out)  # keeps answer-only prompting the default
-    return out
+    return save_finetuned(qm, model_dir, out)  # keeps answer-only prompting the default
 
 
 def build_demo_base(

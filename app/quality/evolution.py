@@ -27,7 +27,7 @@ from app.quality.loading import load_model
 from app.quality.metrics import pairwise_accuracy
 from app.quality.model import QualityModel
 from app.quality.pairs import sample_pairs
-from app.quality.refresh import RefreshConfig, refresh_comparisons
+from app.quality.refresh import RefreshConfig, refresh_comparisons, refresh_labels
 from app.quality.reward import GAMMA
 from app.quality.voting import VoteConfig, VoteResult, chunk_count, iter_chunks
 
@@ -193,12 +193,11 @@ def _run_round(
     if config.refresh.enabled and parent_labels is not None:
         start = time.perf_counter()
         shutil.rmtree(voter, ignore_errors=True)
-        max_pixels = config.max_pixels
         model_dir = refresh_comparisons(
-            parent_dir, voter, *parent_labels, config.refresh, seed=seed,
-            device=config.device if config.device != "auto" else "cpu", max_pixels=max_pixels,
+            parent_dir, voter, *parent_labels, config.refresh, seed=seed, device=config.device,
+            max_pixels=config.max_pixels,
         )  # fmt: skip
-        refreshed = {"steps": config.refresh.steps, "pairs": len(parent_labels[0])}
+        refreshed = {"steps": config.refresh.steps, "pairs": len(refresh_labels(parent_labels[0]))}
         timings["refresh_s"] = time.perf_counter() - start
     ids = [str(p) for p in image_paths]
     if config.augment.enabled:

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.quality.checkpoint import write_atomically
-from app.quality.loading import copy_prompt_marker, load_model, reasoning_default
-from app.quality.supervised import supervised_batch
+from app.quality.loading import load_model, reasoning_default
+from app.quality.supervised import save_finetuned, supervised_batch
 from app.quality.voting import VoteResult
 
 __all__ = ["RefreshConfig", "refresh_comparisons", "refresh_labels"]
@@ -65,7 +64,7 @@ def refresh_comparisons(
     config: RefreshConfig,
     *,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     max_pixels: int | None = None,
 ) -> Path:
     """Train the answer-only comparison of `model_dir` on the majority of `votes` (each pair in a
@@ -97,16 +96,7 @@ def refresh_comparisons(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optim.step()
-    model.eval()
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging)
-        qm.processor.save_pretrained(staging)
-
-    out = Path(out)
-    write_atomically(out, write)
-    copy_prompt_marker(model_dir, out)
-    return out
+    return save_finetuned(qm, model_dir, out)
 
 
 def _score_drift(qm: Any, frozen: Any, rows: list) -> torch.Tensor:

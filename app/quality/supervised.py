@@ -1,13 +1,18 @@
 """Supervised batches for answer-only prompts: the prompt, then the answer and <|im_end|>, with the
-loss on those tokens only (the demo's prior, the format prior of tests, the comparison refresh)."""
+loss on those tokens only (the demo's prior, the format prior of tests, the comparison refresh),
+and saving the model such training produced."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from app.quality.checkpoint import write_atomically
+from app.quality.loading import copy_prompt_marker
 from app.quality.model import QualityModel
 
-__all__ = ["supervised_batch"]
+__all__ = ["save_finetuned", "supervised_batch"]
 
 
 def supervised_batch(qm: QualityModel, task: str, rows, answers: list[str]) -> dict:
@@ -30,3 +35,18 @@ def supervised_batch(qm: QualityModel, task: str, rows, answers: list[str]) -> d
     labels[:, prompt_len:] = answer
     inputs["labels"] = labels
     return inputs
+
+
+def save_finetuned(qm: QualityModel, parent: str | Path, out: str | Path) -> Path:
+    """Write `qm`'s model and processor to `out` (complete or absent, with its weights digest),
+    keeping the parent's answer-only prompting default."""
+    model = qm.model.eval()
+
+    def write(staging: Path) -> None:
+        model.save_pretrained(staging)
+        qm.processor.save_pretrained(staging)
+
+    out = Path(out)
+    write_atomically(out, write)
+    copy_prompt_marker(parent, out)
+    return out

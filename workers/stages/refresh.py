@@ -43,8 +43,6 @@ def _refresh(round_id: int, config, parent_path: str) -> dict:
     release_models()  # the voting model of an earlier round, if this worker holds one
     out = refreshed_dir(round_id)
     shutil.rmtree(out, ignore_errors=True)  # a half-written one of a worker that died
-    import torch
-
     refresh_comparisons(
         parent_path,
         out,
@@ -52,7 +50,6 @@ def _refresh(round_id: int, config, parent_path: str) -> dict:
         round_image_loader(source[1], {k for v in labels for k in (v.a, v.b)}),
         config.refresh_config(),
         seed=config.seed,
-        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     return {
         "steps": config.refresh_steps,
