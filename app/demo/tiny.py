@@ -24,7 +24,6 @@ from transformers import (
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from app.quality import prompts
 from app.quality.processor import ImageOnlyQwen2_5_VLProcessor
 
 # Qwen2.5's special tokens in id order (151643..151664 in the real vocabulary).
@@ -79,12 +78,20 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# Text the small BPE is trained on: what the service actually says to the model.
+# Text the small BPE is trained on: the service's prompts as they were when the demo's recipe
+# was settled. Frozen literals, not prompts.*: the small vocabulary (and with it the tiny and
+# demo models, byte for byte) must not change when a prompt is reworded.
 _SMALL_CORPUS = (
-    prompts.COMPARE_PROMPT,
-    prompts.SCORE_PROMPT,
-    prompts.REASONING_INSTRUCTION,
-    prompts.ANSWER_ONLY_INSTRUCTION,
+    "You are performing an image quality assessment task. Compare the two images and decide "
+    "which one has better perceptual quality. Answer strictly with the index of the better "
+    "image: 0 if the first image is better, or 1 if the second image is better.",
+    "You are doing the image quality assessment task. Here is the question: What is your "
+    "overall rating on the quality of this picture? The rating should be a float between 1 "
+    "and 5, rounded to two decimal places, with 1 representing very poor quality and 5 "
+    "representing excellent quality.",
+    "First output the thinking process in <think> </think> tags and then output the final "
+    "answer in \\boxed{}.",
+    "Answer with the number only.",
     "You are a helpful assistant.",
     "system user assistant",
     "<think> The first image is sharper and brighter, so its quality is better. </think>",
