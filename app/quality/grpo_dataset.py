@@ -68,7 +68,16 @@ class GRPORoundConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
     seed: int = field(default=0, metadata={"help": "Seeds pair order, sampling and init."})
     device: Literal["auto", "cpu", "cuda"] = field(
-        default="auto", metadata={"help": "'auto' = CUDA when available (bf16), else CPU (fp32)."}
+        default="auto", metadata={"help": "'auto' = CUDA when available, else CPU."}
+    )
+    precision: Literal["auto", "bf16", "fp32"] = field(
+        default="auto",
+        metadata={
+            "help": "Compute precision: 'bf16' = bf16 autocast over fp32 master weights (the "
+            "optimizer always steps fp32 weights, so lr 3e-7 updates land), 'fp32' = no "
+            "autocast, 'auto' = bf16 on CUDA with bf16 support, else fp32. The checkpoint is "
+            "saved in fp32 so updates accumulate across rounds."
+        },
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory on large models (GPU)."}
