@@ -44,6 +44,8 @@ class Activation(Base):
     previous_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id"), nullable=True
     )
+    # activate (a version chosen by its id) or rollback (undoes the newest standing activation).
+    kind: Mapped[str] = mapped_column(String(16), default="activate", server_default="activate")
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

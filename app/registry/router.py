@@ -8,14 +8,19 @@ from sqlalchemy.orm import Session
 from app.calibration import service as calibration
 from app.calibration.models import VersionCalibration
 from app.calibration.schemas import CalibrationOut
-from app.deps import ADMIN_ERRORS, get_db, require_admin
+from app.deps import ADMIN_ERRORS, TOKEN_ERRORS, get_db, require_admin, require_read
 from app.params import RowId
 from app.registry import service
 from app.registry.models import ModelVersion
 from app.registry.schemas import ActivateIn, ActivationOut, ModelsOut, VersionOut
 from app.rounds import service as rounds
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(
+    prefix="/v1/models",
+    tags=["models"],
+    dependencies=[Depends(require_read)],
+    responses=TOKEN_ERRORS,
+)
 admin_router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
@@ -101,14 +106,19 @@ def activate(
 
 
 @admin_router.post(
-    "/rollback", response_model=ActivationOut, summary="Serve the previously active version again"
+    "/rollback",
+    response_model=ActivationOut,
+    summary="Serve the previously active version again",
+    responses={409: {"description": "No earlier version stands in the activation history."}},
 )
 def rollback(
     body: ActivateIn = Body(default_factory=ActivateIn),
     actor: str = Depends(require_admin),
     db: Session = Depends(get_db),
 ) -> ActivationOut:
-    """Re-activates the version that served before the current one."""
+    """Re-activates the version that served before the current one, walking back the activation
+    history and skipping versions already rolled back; `version_id` names the version it
+    activated, `previous_version_id` the one it replaced."""
     activation = service.rollback(db=db, actor=actor, reason=body.reason or "rollback")
     db.commit()
     return ActivationOut.model_validate(activation, from_attributes=True)

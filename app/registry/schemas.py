@@ -39,6 +39,10 @@ class ActivationOut(BaseModel):
     id: int
     version_id: int
     previous_version_id: int | None
+    kind: str = Field(
+        "activate",
+        description="activate (chosen by id) or rollback (undid the newest standing activation).",
+    )
     actor: str
     reason: str
     at: UtcDatetime

@@ -92,8 +92,11 @@ def set_status(*, db: Session, version_id: int, status: str) -> ModelVersion:
     return version
 
 
-def activate(*, db: Session, version_id: int, actor: str, reason: str = "") -> Activation:
-    """Make `version_id` the serving version; the previous one becomes retired."""
+def activate(
+    *, db: Session, version_id: int, actor: str, reason: str = "", kind: str = "activate"
+) -> Activation:
+    """Make `version_id` the serving version; the previous one becomes retired. `kind` records
+    whether this undoes the newest standing activation (rollback) or chooses a version."""
     version = get_or_raise(db=db, version_id=version_id)
     if not Path(version.checkpoint_path).exists() and not _looks_like_hub_id(
         version.checkpoint_path
@@ -109,23 +112,56 @@ def activate(*, db: Session, version_id: int, actor: str, reason: str = "") -> A
         set_status(db=db, version_id=previous_id, status="retired")
     version.status = "active"
     activation = Activation(
-        version_id=version_id, previous_version_id=previous_id, actor=actor, reason=reason
+        version_id=version_id,
+        previous_version_id=previous_id,
+        kind=kind,
+        actor=actor,
+        reason=reason,
     )
     db.add(activation)
     db.flush()
     log.info(
         "version activated",
-        extra={"version": version_id, "previous": previous_id, "actor": actor, "reason": reason},
+        extra={
+            "version": version_id,
+            "previous": previous_id,
+            "kind": kind,
+            "actor": actor,
+            "reason": reason,
+        },
     )
     return activation
 
 
+def standing(activations: list[Activation]) -> list[int]:
+    """The versions still standing in the activation history, oldest first, the active one last:
+    each activation pushes its version (unless already on top), each rollback pops one."""
+    stack: list[int] = []
+    for activation in activations:
+        if activation.kind == "rollback":
+            if stack:
+                stack.pop()
+            # The rollback activated the version below; keep the stack honest if it was not.
+            if not stack or stack[-1] != activation.version_id:
+                stack.append(activation.version_id)
+        elif not stack or stack[-1] != activation.version_id:
+            stack.append(activation.version_id)
+    return stack
+
+
 def rollback(*, db: Session, actor: str, reason: str = "rollback") -> Activation:
-    """Re-activate the version that served before the current one."""
-    current = latest_activation(db=db)
-    if current is None or current.previous_version_id is None:
-        raise EvoqError("nothing_to_roll_back", "there is no previously active version", 409)
-    return activate(db=db, version_id=current.previous_version_id, actor=actor, reason=reason)
+    """Re-activate the version that served before the current one, walking back the history:
+    versions already rolled back are skipped (v3, v4, rollback: v3; rollback again: v2), and
+    rolling back past the first version answers 409."""
+    stack = standing(list(db.scalars(select(Activation).order_by(Activation.id))))
+    if len(stack) < 2:
+        raise EvoqError(
+            "nothing_to_roll_back",
+            "no earlier version stands in the activation history"
+            + (f" (version {stack[-1]} is the first)" if stack else ""),
+            409,
+        )
+    return activate(db=db, version_id=stack[-2], actor=actor, reason=reason, kind="rollback")
 
 
 def lineage(*, db: Session, version_id: int) -> list[int]:
