@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from app.quality import prompts
+from app.quality.boxed import append_continuations, box_prefixes
 from app.quality.encoding import PromptEncoder
 from app.quality.images import ImageSource, PreparedImage, prepare_image
 from app.quality.parsing import parse_choice, parse_score
@@ -21,6 +22,19 @@ RATINGS = (1, 2, 3, 4, 5)
 # first token, so answer-only votes need one token and answer-only scores a few ("3.75").
 MAX_NEW_TOKENS = {("score", True): 1024, ("score", False): 8, ("compare", True): 1024}
 MAX_NEW_TOKENS[("compare", False)] = 1
+
+ScoreMode = Literal["fast", "deterministic", "sampled"]
+CompareMode = Literal["logits", "deterministic", "sampled"]
+
+
+def serving_mode(task: str, reasoning: bool) -> str:
+    """How a model is asked unless a caller says otherwise: the API's default, the gate's
+    holdout and probe measurements and the anchor scores all use it. A reasoning model answers
+    after its monologue, with the prompt GRPO trains ("deterministic": greedy reasoning, then
+    the answer distribution at the box); an answer-only model from its first token."""
+    if reasoning:
+        return "deterministic"
+    return "fast" if task == "score" else "logits"
 
 
 class ModelClosed(RuntimeError):
@@ -36,6 +50,7 @@ class ScoreResult:
     valid: int
     n: int
     texts: list[str] | None = None
+    tokens: int = 0  # tokens generated for this image: the mode's cost beyond one prefill
 
 
 @dataclass
@@ -47,6 +62,7 @@ class CompareResult:
     votes_b: int
     invalid: int
     mode: str
+    tokens: int = 0  # tokens generated for this pair (both orders, every vote)
 
 
 def _single_token_id(tokenizer, text: str) -> int:
@@ -89,6 +105,10 @@ class QualityModel:
 
     def close(self) -> None:
         """Release what the model holds outside this process (nothing for transformers)."""
+
+    def serving_mode(self, task: str) -> str:
+        """This model's default mode for "score" or "compare" (see serving_mode)."""
+        return serving_mode(task, self.reasoning_default)
 
     # ---- inputs ----------------------------------------------------------------------------
 
@@ -155,13 +175,22 @@ class QualityModel:
             self.model, self.encode(task, reasoning, rows), counts, params, gen
         )
 
+    def _boxed_logits_at(
+        self, task: str, rows, continuations: list[list[int]], token_ids: list[int]
+    ) -> torch.Tensor:
+        """Logits of `token_ids` right after row i's reasoning prompt plus `continuations[i]`
+        (its answer so far, ending in "\\boxed{")."""
+        inputs = self.encode(task, True, rows)
+        pad = self.processor.tokenizer.pad_token_id
+        return self.answer_logits(append_continuations(inputs, continuations, pad))[:, token_ids]
+
     # ---- scoring ---------------------------------------------------------------------------
 
     def score(
         self,
         images: Sequence[ImageSource],
         *,
-        mode: Literal["fast", "sampled"] = "fast",
+        mode: ScoreMode | None = None,
         n: int = 8,
         temperature: float = 1.0,
         top_p: float = 1.0,
@@ -171,21 +200,27 @@ class QualityModel:
         seed: int | None = None,
         max_new_tokens: int | None = None,
     ) -> list[ScoreResult]:
-        """Quality score per image.
+        """Quality score per image; mode None is this model's serving_mode("score").
 
         fast: expected rating under the next-token distribution over "1".."5" (one forward,
         deterministic). It always uses the answer-only prompt: with reasoning the first token
-        is "<think>", not the rating. sampled: n parsed responses; mean, std and valid count.
+        is "<think>", not the rating. deterministic: with reasoning, greedy reasoning up to the
+        box, then the expected rating over the first answer digit after "\\boxed{" (cost: one
+        greedy answer per image, `tokens` long); without reasoning the same as fast. sampled:
+        n parsed responses; mean, std and valid count.
         """
-        if mode not in ("fast", "sampled"):
-            raise ValueError(f"mode must be 'fast' or 'sampled', not {mode!r}")
+        mode = self.serving_mode("score") if mode is None else mode
+        if mode not in ("fast", "deterministic", "sampled"):
+            raise ValueError(f"mode must be 'fast', 'deterministic' or 'sampled', not {mode!r}")
         reasoning = self.reasoning_default if reasoning is None else reasoning
         results: list[ScoreResult] = []
         gen = self._generator(seed)
         for start in range(0, len(images), self.batch_size):
             chunk = [[img] for img in images[start : start + self.batch_size]]
-            if mode == "fast":
+            if mode == "fast" or (mode == "deterministic" and not reasoning):
                 results += self._score_fast(chunk)
+            elif mode == "deterministic":
+                results += self._score_boxed(chunk, max_new_tokens)
             else:
                 params = self._sampling(
                     "score", reasoning, max_new_tokens, temperature, top_p, top_k
@@ -194,7 +229,27 @@ class QualityModel:
         return results
 
     def _score_fast(self, rows) -> list[ScoreResult]:
-        probs = torch.softmax(self._answer_logits_at("score", rows, self.rating_ids), dim=-1)
+        return self._expected_ratings(self._answer_logits_at("score", rows, self.rating_ids))
+
+    def _score_boxed(self, rows, max_new_tokens) -> list[ScoreResult]:
+        prefixes, boxed, tokens = self._greedy_to_box("score", rows, max_new_tokens)
+        logits = self._boxed_logits_at("score", rows, prefixes, self.rating_ids)
+        results = self._expected_ratings(logits)
+        for result, own_box, n_tokens in zip(results, boxed, tokens, strict=True):
+            result.valid, result.tokens = int(own_box), n_tokens
+        return results
+
+    def _greedy_to_box(self, task, rows, max_new_tokens):
+        """Each row's greedy reasoning answer cut just after its last "\\boxed{" (opened after
+        the answer when it wrote none), whether it wrote one, and the tokens generated."""
+        params = self._sampling(task, True, max_new_tokens, 0.0, 1.0, 0)
+        samples = self._sample(task, True, rows, [1] * len(rows), params, self._generator(0))
+        greedy = [seqs[0] for seqs in samples]
+        prefixes, boxed = box_prefixes(self.processor.tokenizer, greedy)
+        return prefixes, boxed, [len(seq) for seq in greedy]
+
+    def _expected_ratings(self, logits: torch.Tensor) -> list[ScoreResult]:
+        probs = torch.softmax(logits, dim=-1)
         values = torch.tensor(RATINGS, dtype=probs.dtype, device=probs.device)
         mean = probs @ values
         std = torch.sqrt((probs * (values[None, :] - mean[:, None]) ** 2).sum(-1))
@@ -208,7 +263,8 @@ class QualityModel:
         results = []
         for seqs in samples:
             texts = self._decode(seqs)
-            scores = [s for s in map(parse_score, texts) if s is not None]
+            parsed = (parse_score(text, reasoning=reasoning) for text in texts)
+            scores = [s for s in parsed if s is not None]
             results.append(
                 ScoreResult(
                     score=float(np.mean(scores)) if scores else None,
@@ -216,6 +272,7 @@ class QualityModel:
                     valid=len(scores),
                     n=n,
                     texts=texts if return_texts else None,
+                    tokens=sum(map(len, seqs)),
                 )
             )
         return results
@@ -226,7 +283,7 @@ class QualityModel:
         self,
         pairs: Sequence[tuple[ImageSource, ImageSource]],
         *,
-        mode: Literal["logits", "sampled"] = "logits",
+        mode: CompareMode | None = None,
         k: int = 32,
         temperature: float = 1.0,
         top_p: float = 1.0,
@@ -235,21 +292,27 @@ class QualityModel:
         seed: int | None = None,
         max_new_tokens: int | None = None,
     ) -> list[CompareResult]:
-        """Probability that the first image of each pair is better.
+        """Probability that the first image of each pair is better; mode None is this model's
+        serving_mode("compare").
 
-        logits: P("0") vs P("1") at the answer position, averaged over both orders (the K->inf
-        limit of the vote). sampled: k votes, each in a randomly swapped order mapped back.
+        logits: P("0") vs P("1") at the answer position of the answer-only prompt, averaged
+        over both orders (the K->inf limit of the vote). deterministic: with reasoning, the
+        same at the box of each order's greedy reasoning answer; without, the same as logits.
+        sampled: k votes, each in a randomly swapped order mapped back.
         """
-        if mode not in ("logits", "sampled"):
-            raise ValueError(f"mode must be 'logits' or 'sampled', not {mode!r}")
+        mode = self.serving_mode("compare") if mode is None else mode
+        if mode not in ("logits", "deterministic", "sampled"):
+            raise ValueError(f"mode must be 'logits', 'deterministic' or 'sampled', not {mode!r}")
         reasoning = self.reasoning_default if reasoning is None else reasoning
         gen = self._generator(seed)
         rng = np.random.default_rng(seed)
         results: list[CompareResult] = []
         for start in range(0, len(pairs), self.batch_size):
             chunk = list(pairs[start : start + self.batch_size])
-            if mode == "logits":
+            if mode == "logits" or (mode == "deterministic" and not reasoning):
                 results += self._compare_logits(chunk)
+            elif mode == "deterministic":
+                results += self._compare_boxed(chunk, max_new_tokens)
             else:
                 params = self._sampling(
                     "compare", reasoning, max_new_tokens, temperature, top_p, top_k
@@ -260,10 +323,24 @@ class QualityModel:
     def _compare_logits(self, pairs) -> list[CompareResult]:
         rows = [order for a, b in pairs for order in ((a, b), (b, a))]
         logits = self._answer_logits_at("compare", rows, self.choice_ids)
-        p_zero = torch.softmax(logits, dim=-1)[:, 0].view(-1, 2)
-        # Order (a, b): "0" means a is better; order (b, a): "1" means a is better.
-        p_first = 0.5 * (p_zero[:, 0] + (1.0 - p_zero[:, 1]))
-        return [CompareResult(float(p), 0, 0, 0, "logits") for p in p_first.tolist()]
+        return [CompareResult(p, 0, 0, 0, "logits") for p in _p_first(logits)]
+
+    def _compare_boxed(self, pairs, max_new_tokens) -> list[CompareResult]:
+        rows = [order for a, b in pairs for order in ((a, b), (b, a))]
+        prefixes, boxed, tokens = self._greedy_to_box("compare", rows, max_new_tokens)
+        logits = self._boxed_logits_at("compare", rows, prefixes, self.choice_ids)
+        # Orders whose greedy answer wrote no box of its own count as invalid (read anyway).
+        return [
+            CompareResult(
+                p,
+                0,
+                0,
+                2 - sum(boxed[2 * i : 2 * i + 2]),
+                "deterministic",
+                sum(tokens[2 * i : 2 * i + 2]),
+            )  # fmt: skip
+            for i, p in enumerate(_p_first(logits))
+        ]
 
     def _compare_sampled(self, pairs, k, reasoning, params, gen, rng) -> list[CompareResult]:
         swapped = rng.random((len(pairs), k)) < 0.5  # each vote's order, drawn up front
@@ -277,8 +354,11 @@ class QualityModel:
                     owners.append((i, is_swapped))
         samples = self._sample("compare", reasoning, rows, counts, params, gen)
         tally = np.zeros((len(pairs), 3), dtype=int)  # votes for a, votes for b, invalid
+        generated = [0] * len(pairs)
         for (i, is_swapped), seqs in zip(owners, samples, strict=True):
-            for choice in map(parse_choice, self._decode(seqs)):
+            generated[i] += sum(map(len, seqs))
+            for text in self._decode(seqs):
+                choice = parse_choice(text, reasoning=reasoning)
                 if choice is None:
                     tally[i, 2] += 1
                 else:
@@ -290,6 +370,14 @@ class QualityModel:
                 votes_b=int(b),
                 invalid=int(bad),
                 mode="sampled",
+                tokens=n_tokens,
             )
-            for a, b, bad in tally
+            for (a, b, bad), n_tokens in zip(tally, generated, strict=True)
         ]
+
+
+def _p_first(logits: torch.Tensor) -> list[float]:
+    """P(first image better) from ("0", "1") logits of each pair's two orders, (a, b) then
+    (b, a): "0" in the first order and "1" in the second both mean a is better."""
+    p_zero = torch.softmax(logits, dim=-1)[:, 0].view(-1, 2)
+    return (0.5 * (p_zero[:, 0] + (1.0 - p_zero[:, 1]))).tolist()

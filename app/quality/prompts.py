@@ -13,9 +13,10 @@ SCORE_PROMPT = (
     "and 5, rounded to two decimal places, with 1 representing very poor quality and 5 "
     "representing excellent quality."
 )
+# The reasoning checkpoint's model card suffix, word for word: the prompt it was trained on.
 REASONING_INSTRUCTION = (
-    "First output the thinking process in <think> </think> tags and then output the final "
-    "answer in \\boxed{}."
+    "You FIRST think about the reasoning process as an internal monologue and then provide the "
+    "final answer. The final answer MUST BE put in \\boxed{}."
 )
 # [ours] Without reasoning the answer must come first, so the first generated token is the
 # answer; fast scoring and logits comparison read exactly that position.

@@ -8,7 +8,9 @@ For image x_i with G sampled scores q_k(x_i), mean mu and variance var over its 
 with p*_ji = 1 - p*_ij. Variance is the unbiased sample variance (ddof=1), as `torch.var` in
 VisualQuality-R1, the paper's code base; a group with one valid score has variance 0.
 Unparsable responses (None) get reward 0 and are left out of mu and var. A response whose
-partners all lack a valid score has no comparison to make and also gets 0.
+partners all lack a valid score has no comparison to make and also gets 0. A response to the
+reasoning prompt parses only from its box (or <answer> tag): the reward trains the prompt that is
+served, with the parse the gate and the votes use.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from app.quality.parsing import parse_score
+from app.quality.prompts import REASONING_INSTRUCTION
 
 __all__ = [
     "GAMMA",
@@ -33,6 +36,7 @@ __all__ = [
     "fidelity",
     "fidelity_rewards",
     "format_reward",
+    "parse_completions",
     "group_stats",
     "thurstone_probabilities",
 ]
@@ -123,9 +127,34 @@ def completion_text(completion: Any) -> str:
     return "".join(parts)
 
 
-def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
-    """TRL reward: 1 when a completion parses to a score, else 0."""
-    return [float(parse_score(completion_text(c)) is not None) for c in completions]
+def _asks_for_reasoning(prompt: Any) -> bool:
+    return prompt is not None and REASONING_INSTRUCTION in completion_text(prompt)
+
+
+def parse_completions(
+    completions: Sequence[Any],
+    prompts: Sequence[Any] | None = None,
+    reasoning: bool | None = None,
+) -> list[float | None]:
+    """Scores of TRL completions; strict (box or tag only) where the prompt asked for reasoning,
+    read from each row's prompt when `reasoning` is None (a row without a prompt: lenient)."""
+    if reasoning is None:
+        strict = (
+            [_asks_for_reasoning(p) for p in prompts] if prompts else [False] * len(completions)
+        )
+    else:
+        strict = [reasoning] * len(completions)
+    return [
+        parse_score(completion_text(c), reasoning=r)
+        for c, r in zip(completions, strict, strict=True)
+    ]
+
+
+def format_reward(
+    completions: Sequence[Any], prompts: Sequence[Any] | None = None, **kwargs: Any
+) -> list[float]:
+    """TRL reward: 1 when a completion parses to a score (strictly, for the reasoning prompt)."""
+    return [float(s is not None) for s in parse_completions(completions, prompts)]
 
 
 class FidelityReward:
@@ -134,12 +163,14 @@ class FidelityReward:
     Expects dataset columns `pair_id`, `position` (0 = image a, 1 = image b) and `p_star`
     (P(a better than b), the same on both rows). Both rows of a pair must reach the same call;
     completions of one row form one group. Logs `parse_rate` through TRL's `log_metric`.
+    `parse`: a custom parser; by default completions to the reasoning prompt (seen in TRL's
+    `prompts`) parse strictly, from their box, and answer-only ones leniently.
     """
 
     __name__ = "fidelity"
 
     def __init__(
-        self, parse: Callable[[str], float | None] = parse_score, gamma: float = GAMMA
+        self, parse: Callable[[str], float | None] | None = None, gamma: float = GAMMA
     ) -> None:
         self.parse = parse
         self.gamma = gamma
@@ -151,9 +182,13 @@ class FidelityReward:
         position: Sequence[int],
         p_star: Sequence[float],
         log_metric: Callable[[str, float], None] | None = None,
+        prompts: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> list[float]:
-        scores = [self.parse(completion_text(c)) for c in completions]
+        if self.parse is None:
+            scores = parse_completions(completions, prompts)
+        else:
+            scores = [self.parse(completion_text(c)) for c in completions]
         rows: dict[tuple[Hashable, int], list[int]] = defaultdict(list)
         label: dict[Hashable, float] = {}
         for index, (pid, pos, ps) in enumerate(zip(pair_id, position, p_star, strict=True)):

@@ -5,7 +5,8 @@ transformers than the project's) as app/quality/vllm_engine.py, one process per 
 Prompts, images and the parsing and tallying of answers stay QualityModel's; only the engine
 calls change: sampled votes and scores send one request per prompt with n = its sample count,
 and logits votes and fast scores read the exact log-probabilities of the answer tokens
-(vLLM's logprob_token_ids), not top-k. Not applied here: HF's suppression of vision tokens in
+(vLLM's logprob_token_ids), not top-k; deterministic mode sends its greedy answer up to the
+box back as prompt text and reads the same log-probabilities there. Not applied here: HF's suppression of vision tokens in
 sampling (they never parse as an answer either way).
 """
 
@@ -105,8 +106,9 @@ class VLLMQualityModel(QualityModel):
         """Stop the engine process."""
         self.engine.close()
 
-    def _request(self, task, reasoning, rows, counts, seeds, **options) -> list[dict]:
+    def _request(self, task, reasoning, rows, counts, seeds, tails=None, **options) -> list[dict]:
         text = self._template(task, reasoning)
+        tails = tails or [""] * len(rows)
         with tempfile.TemporaryDirectory(prefix="evoq-vllm-images-") as tmp:
             prompts = []
             for r, (row, n, seed) in enumerate(zip(rows, counts, seeds, strict=True)):
@@ -115,7 +117,7 @@ class VLLMQualityModel(QualityModel):
                     path = Path(tmp) / f"{r}-{i}.png"  # PNG: the engine sees the same pixels
                     prepare_image(image, self.max_pixels).save(path)
                     paths.append(str(path))
-                prompts.append({"text": text, "images": paths, "n": n, "seed": seed})
+                prompts.append({"text": text + tails[r], "images": paths, "n": n, "seed": seed})
             return self.engine.request({"prompts": prompts, **options})["outputs"]
 
     def _answer_logits_at(self, task: str, rows, token_ids: list[int]) -> torch.Tensor:
@@ -125,6 +127,25 @@ class VLLMQualityModel(QualityModel):
             rows,
             [1] * len(rows),
             [0] * len(rows),
+            max_tokens=1,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            stop_token_ids=[],
+            logprob_token_ids=list(token_ids),
+        )
+        return torch.tensor([[out["logprobs"][str(t)] for t in token_ids] for out in outputs])
+
+    def _boxed_logits_at(self, task, rows, continuations, token_ids) -> torch.Tensor:
+        # The answer so far goes as text after the template (the engine tokenizes prompts).
+        tails = self.processor.tokenizer.batch_decode(continuations)
+        outputs = self._request(
+            task,
+            True,
+            rows,
+            [1] * len(rows),
+            [0] * len(rows),
+            tails,
             max_tokens=1,
             temperature=1.0,
             top_p=1.0,

@@ -52,3 +52,59 @@ def test_parse_choice(text, expected):
 @pytest.mark.parametrize("text", ["", None, "2", "\\boxed{2}", "both are fine", "-", "0.5"])
 def test_parse_choice_invalid(text):
     assert parse_choice(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>sharp, well lit</think> \\boxed{3.75}", 3.75),
+        ("<think>fine</think> <answer>4.25</answer>", 4.25),
+        ("<think>hmm \\boxed{2}</think> final: \\boxed{4}", 4.0),
+    ],
+)
+def test_reasoning_score_reads_only_a_marked_answer(text, expected):
+    assert parse_score(text, reasoning=True) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "lenient"),
+    [
+        ("<think>There are 3 people in the frame and the light is", 3.0),  # cut off
+        ("<think>good</think> I would say 4.5", 4.5),  # an answer outside the box
+        ("3.75", 3.75),  # a bare answer-only output is no reasoning answer
+        ("<think>a box with no number</think> \\boxed{}", None),
+    ],
+)
+def test_reasoning_score_never_falls_back_to_a_loose_number(text, lenient):
+    assert parse_score(text, reasoning=True) is None
+    # The answer-only reading of the same text finds the number the strict one refuses.
+    assert parse_score(text, reasoning=False) == lenient
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>image 1 is sharper than image 2</think> \\boxed{0}", 0),
+        ("<think>the second is cleaner</think><answer>1</answer>", 1),
+    ],
+)
+def test_reasoning_choice_reads_only_a_marked_answer(text, expected):
+    assert parse_choice(text, reasoning=True) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>image 1 is sharper than image 2",  # truncated: no vote for either image
+        "<think>done</think> The answer is 0.",
+        "1",
+    ],
+)
+def test_reasoning_choice_is_invalid_without_a_box(text):
+    assert parse_choice(text, reasoning=True) is None
+
+
+def test_answer_only_keeps_bare_answers():
+    assert parse_score("3", reasoning=False) == 3.0
+    assert parse_choice("0", reasoning=False) == 0
+    assert parse_score("3 people") == 3.0  # answer-only: the lenient reading stays
