@@ -10,8 +10,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
-from app.rounds.schemas import RoundConfigIn
+from app.rounds.schemas import AugmentIn, RoundConfigIn
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -26,27 +27,43 @@ PAGES = (
 )
 
 
-def config_fields() -> list[dict[str, Any]]:
-    """The round config form: one entry per RoundConfigIn field from its JSON schema."""
-    schema = RoundConfigIn.model_json_schema()
+def model_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One form entry per field of `model`, from its JSON schema; defaults from an instance
+    (default factories are missing from the schema). Nested models are left out."""
+    schema = model.model_json_schema()
+    defaults = model().model_dump(mode="json")
     fields = []
     for name, prop in schema["properties"].items():
         options = prop.get("anyOf", [prop])
+        if any("$ref" in o for o in options):
+            continue  # a nested model: its own fields, rendered by its own section
         kinds = [o.get("type") for o in options if o.get("type") != "null"]
         enum = next((o["enum"] for o in options if "enum" in o), None)
+        items = next((o["items"] for o in options if "items" in o), {})
+        kind = "enum" if enum else (kinds[0] if kinds else "string")
         fields.append(
             {
                 "name": name,
-                "kind": "enum" if enum else (kinds[0] if kinds else "string"),
-                "enum": enum or [],
+                "kind": "choices" if kind == "array" and "enum" in items else kind,
+                "enum": enum or items.get("enum", []),
                 "nullable": any(o.get("type") == "null" for o in options),
-                "default": prop.get("default"),
+                "default": defaults.get(name),
                 "help": prop.get("description", ""),
                 "min": next((o.get("minimum") for o in options if "minimum" in o), None),
                 "max": next((o.get("maximum") for o in options if "maximum" in o), None),
             }
         )
     return fields
+
+
+def config_fields() -> list[dict[str, Any]]:
+    """The round config form: RoundConfigIn's scalar fields."""
+    return model_fields(RoundConfigIn)
+
+
+def augment_fields() -> list[dict[str, Any]]:
+    """The round form's `augment` section: AugmentIn's fields (sent only when switched on)."""
+    return model_fields(AugmentIn)
 
 
 def _page(request: Request, template: str, page: str, **context: Any) -> HTMLResponse:
@@ -75,7 +92,7 @@ async def corpus_page(request: Request) -> HTMLResponse:
 
 @router.get("/rounds", response_class=HTMLResponse)
 async def rounds_page(request: Request) -> HTMLResponse:
-    return _page(request, "rounds.html", "rounds", fields=config_fields())
+    return _page(request, "rounds.html", "rounds", fields=config_fields(), augment=augment_fields())
 
 
 @router.get("/rounds/{round_id}", response_class=HTMLResponse)

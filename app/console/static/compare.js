@@ -4,8 +4,13 @@
   const b = document.getElementById("compare-b");
   document.getElementById("compare-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    // The old result goes first: after a failure only the error banner may show.
+    const result = document.getElementById("compare-result");
+    result.hidden = true;
+    for (const id of ["compare-img-a", "compare-img-b"]) document.getElementById(id).removeAttribute("src");
+    for (const id of ["compare-p", "compare-votes-text"]) document.getElementById(id).textContent = "";
+    document.getElementById("compare-bar").style.width = "0";
     evoq.guard(async () => {
-      document.getElementById("compare-result").hidden = true;
       if (!a.files.length || !b.files.length) throw new Error("pick both images first");
       const form = new FormData();
       form.append("files", a.files[0], a.files[0].name);
@@ -20,7 +25,7 @@
       document.getElementById("compare-votes-text").textContent = body.mode === "sampled"
         ? `votes: first ${body.votes_first}, second ${body.votes_second}, invalid ${body.invalid_votes} · v${body.model_version}`
         : `exact answer-token probability (both orders) · v${body.model_version}`;
-      document.getElementById("compare-result").hidden = false;
+      result.hidden = false;
     });
   });
 })();

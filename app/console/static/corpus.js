@@ -13,26 +13,49 @@
       ...rows.flatMap(([k, v]) => [evoq.el("dt", {}, k), evoq.el("dd", { "data-stat": k }, v)]));
   }
 
+  let thumbUrls = [];
+
+  // Writing needs a token once the server has one configured (what whoami says); without
+  // whoami (an older server) the buttons stay on and the API answers.
+  const allowed = (what) => !evoq.access.known || Boolean(evoq.access.can[what]);
+  const needs = (what) => (allowed(what) ? null : `needs a token that may ${what}: enter one above`);
+
+  function thumbnail(img) {
+    const box = evoq.el("img", { class: "thumb", alt: img.original_name || img.sha256.slice(0, 12), width: 64, height: 64 });
+    evoq.objectUrl(`/v1/corpus/images/${img.sha256}/thumbnail?size=128`)
+      .then((url) => { thumbUrls.push(url); box.src = url; })
+      .catch(() => { box.alt = "no preview"; box.classList.add("missing"); });
+    return box;
+  }
+
   async function loadPage() {
     const page = await evoq.api(`/v1/corpus/images?offset=${offset}&limit=${PAGE}`);
     const body = document.querySelector("#images tbody");
+    for (const url of thumbUrls) URL.revokeObjectURL(url);
+    thumbUrls = [];
     body.replaceChildren(...page.items.map((img) => evoq.el("tr", { "data-sha": img.sha256 },
+      evoq.el("td", {}, thumbnail(img)),
       evoq.el("td", { class: "mono", title: img.sha256 }, img.sha256.slice(0, 12)),
       evoq.el("td", {}, img.original_name || "–"),
       evoq.el("td", {}, img.format),
       evoq.el("td", {}, `${img.width}×${img.height}`),
       evoq.el("td", {}, evoq.bytes(img.bytes)),
       evoq.el("td", {}, evoq.when(img.created_at)),
-      evoq.el("td", {}, evoq.el("label", {}, evoq.el("input", {
-        type: "checkbox", class: "train-toggle", checked: !img.train_opt_out,
+      evoq.el("td", {}, evoq.el("label", { title: needs("delete") }, evoq.el("input", {
+        type: "checkbox", class: "train-toggle", checked: !img.train_opt_out, disabled: !allowed("delete"),
         onchange: (e) => toggle(img.sha256, !e.target.checked),
       }), " train")),
-      evoq.el("td", {}, evoq.el("button", { class: "delete", onclick: () => remove(img.sha256) }, "Delete")))));
+      evoq.el("td", {}, evoq.el("button", {
+        class: "delete", disabled: !allowed("delete"), title: needs("delete"), onclick: () => remove(img.sha256),
+      }, "Delete")))));
     const last = Math.min(page.total, offset + page.items.length);
     document.getElementById("page-info").textContent =
       page.total ? `${offset + 1}–${last} of ${page.total}` : "no images yet";
     document.getElementById("page-prev").disabled = offset === 0;
     document.getElementById("page-next").disabled = last >= page.total;
+    const upload = document.getElementById("upload-submit");
+    upload.disabled = !allowed("upload");
+    upload.title = needs("upload") || "";
   }
 
   const refresh = () => evoq.guard(async () => { await loadStats(); await loadPage(); });
@@ -73,6 +96,7 @@
       form.append("train_opt_out", optOut ? "true" : "false");
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/v1/corpus/images");
+      if (evoq.token()) xhr.setRequestHeader("Authorization", "Bearer " + evoq.token());
       xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
       xhr.addEventListener("load", () => {
         let body = null;
@@ -125,5 +149,9 @@
 
   document.getElementById("page-prev").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); refresh(); });
   document.getElementById("page-next").addEventListener("click", () => { offset += PAGE; refresh(); });
-  refresh();
+  // Once the token's rights are known; again whenever another token is entered.
+  evoq.ready.then(() => {
+    document.addEventListener("evoq:access", refresh);
+    refresh();
+  });
 })();

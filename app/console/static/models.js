@@ -3,23 +3,74 @@
   // Bookkeeping numbers, not measurements of the model.
   const NOT_METRICS = new Set(["offline_round", "round", "holdout_pairs", "n"]);
 
-  // Metrics worth a plot across versions: numbers that at least two versions report.
+  const CHOSEN_KEY = "evoq-models-metrics";
+
+  // The headline plots, in this order: SRCC, accuracy, parse rate, score spread. Known names
+  // first, then any other name of the same kind (e.g. a probe set's SRCC).
+  const HEADLINE = [
+    [/^(?!parent_).*srcc/, ["srcc_sampled", "srcc_fast", "candidate_probe_srcc"]],
+    [/^(?!parent_|pseudo_).*(_acc|accuracy)$/, ["candidate_holdout_accuracy", "candidate_holdout_compare_accuracy", "compare_acc"]],
+    [/parse_rate/, ["parse_rate"]],
+    [/score_std/, ["score_std"]],
+  ];
+
+  function rank(key) {
+    const group = HEADLINE.findIndex(([pattern]) => pattern.test(key));
+    if (group < 0) return [HEADLINE.length, 0, key];
+    const known = HEADLINE[group][1].indexOf(key);
+    return [group, known < 0 ? 99 : known, key];
+  }
+
+  function byRank(a, b) {
+    const [ra, rb] = [rank(a), rank(b)];
+    return ra[0] - rb[0] || ra[1] - rb[1] || (ra[2] < rb[2] ? -1 : ra[2] > rb[2] ? 1 : 0);
+  }
+
+  const isHeadline = (key) => rank(key)[0] < HEADLINE.length;
+
+  // Every numeric metric any version reports, headline ones first.
   function numericKeys(versions) {
-    const counts = {};
+    const keys = new Set();
     for (const v of versions) {
       for (const [k, value] of Object.entries(v.metrics || {})) {
-        if (typeof value === "number" && isFinite(value) && !NOT_METRICS.has(k)) counts[k] = (counts[k] || 0) + 1;
+        if (typeof value === "number" && isFinite(value) && !NOT_METRICS.has(k)) keys.add(k);
       }
     }
-    return Object.keys(counts).filter((k) => counts[k] >= 2).sort().slice(0, 12);
+    return [...keys].sort(byRank);
+  }
+
+  // The plotted metrics: the user's pick for this session, else the headline ones.
+  function chosen(keys) {
+    const saved = JSON.parse(sessionStorage.getItem(CHOSEN_KEY) || "null");
+    return new Set(saved ? keys.filter((k) => saved.includes(k)) : keys.filter(isHeadline));
   }
 
   function summary(metrics) {
-    return Object.entries(metrics || {})
-      .filter(([k, v]) => typeof v === "number" && !NOT_METRICS.has(k))
+    return Object.keys(metrics || {})
+      .filter((k) => typeof metrics[k] === "number" && !NOT_METRICS.has(k))
+      .sort(byRank)
       .slice(0, 6)
-      .map(([k, v]) => `${k} ${evoq.num(v)}`)
+      .map((k) => `${k} ${evoq.fmt(metrics[k])}`)
       .join(" · ");
+  }
+
+  function plots(versions) {
+    const keys = numericKeys(versions);
+    const picked = chosen(keys);
+    const ordered = [...versions].sort((a, b) => a.id - b.id);
+    const picker = document.getElementById("metrics-picker");
+    picker.replaceChildren(...keys.map((k) => evoq.el("label", { class: isHeadline(k) ? "headline" : "" },
+      evoq.el("input", { type: "checkbox", value: k, checked: picked.has(k), onchange: () => {
+        const now = Array.from(picker.querySelectorAll("input:checked"), (box) => box.value);
+        sessionStorage.setItem(CHOSEN_KEY, JSON.stringify(now));
+        plots(versions);
+      } }), " ", k)));
+    const shown = keys.filter((k) => picked.has(k));
+    document.getElementById("metrics-plot").replaceChildren(...(shown.length
+      ? shown.map((k) => evoq.plot(k, [{ name: k,
+          points: ordered.filter((v) => typeof (v.metrics || {})[k] === "number").map((v) => [v.id, v.metrics[k]]) }],
+          { xLabel: "version", width: 300, height: 180, integerX: true }))
+      : [evoq.el("p", { class: "muted" }, keys.length ? "no metric picked" : "no version reports a metric yet")]));
   }
 
   function node(version, children) {
@@ -53,14 +104,7 @@
       evoq.el("td", {}, evoq.when(a.at)), evoq.el("td", {}, `v${a.version_id}`),
       evoq.el("td", {}, a.previous_version_id ? `v${a.previous_version_id}` : "–"),
       evoq.el("td", {}, a.actor), evoq.el("td", {}, a.reason))));
-    const keys = numericKeys(data.versions);
-    const ordered = [...data.versions].sort((a, b) => a.id - b.id);
-    const plotBox = document.getElementById("metrics-plot");
-    plotBox.replaceChildren(...(keys.length
-      ? keys.map((k) => evoq.plot(k, [{ name: k,
-          points: ordered.filter((v) => typeof (v.metrics || {})[k] === "number").map((v) => [v.id, v.metrics[k]]) }],
-          { xLabel: "version", width: 300, height: 180, integerX: true }))
-      : [evoq.el("p", { class: "muted" }, "no metric is reported by two versions yet")]));
+    plots(data.versions);
   }
 
   const activate = (versionId) => evoq.guard(async () => {

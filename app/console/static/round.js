@@ -31,8 +31,8 @@
     document.querySelector("#gate tbody").replaceChildren(...g.checks.map((c) => evoq.el("tr", { class: c.passed ? "pass" : "fail" },
       evoq.el("td", {}, c.name),
       evoq.el("td", {}, c.passed ? "✔ yes" : "✘ no"),
-      evoq.el("td", {}, evoq.num(c.value)),
-      evoq.el("td", {}, evoq.num(c.threshold)),
+      evoq.el("td", {}, evoq.fmt(c.value)),
+      evoq.el("td", {}, evoq.fmt(c.threshold)),
       evoq.el("td", {}, c.detail))));
   }
 
@@ -52,7 +52,7 @@
     curves(p.train_per_step || {});
     gate(r.gate);
     document.getElementById("round-config").replaceChildren(...Object.entries(r.config).flatMap(([k, v]) =>
-      [evoq.el("dt", {}, k), evoq.el("dd", {}, v === null ? "–" : String(v))]));
+      [evoq.el("dt", {}, k), evoq.el("dd", {}, v === null ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v))]));
     clearTimeout(timer);
     if (ACTIVE.includes(r.status)) timer = setTimeout(poll, 1000);
   }
@@ -63,7 +63,10 @@
     await evoq.api(`/v1/admin/rounds/${id}/cancel`, { method: "POST" });
     await load();
   }));
-  document.addEventListener("evoq:token", poll);
-  if (!evoq.token()) evoq.showError(new Error("Rounds are admin data: enter the admin token above."));
-  else poll();
+  evoq.ready.then(() => {
+    document.addEventListener("evoq:token", poll);
+    const admin = evoq.access.known ? evoq.access.can.admin : evoq.token();
+    if (!admin) evoq.showError(new Error("Rounds are admin data: enter the admin token above."));
+    else poll();
+  });
 })();

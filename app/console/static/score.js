@@ -36,6 +36,8 @@
 
   document.getElementById("score-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    // Old cards go first: after a failure only the error banner may show.
+    results.replaceChildren();
     evoq.guard(async () => {
       if (!files.length) throw new Error("pick one or more images first");
       const form = new FormData();
@@ -50,6 +52,7 @@
         status.textContent = `${body.results.length} scored in ${Math.round(body.elapsed_ms)} ms`;
       } catch (exc) {
         status.textContent = "";
+        results.replaceChildren();
         throw exc;
       }
     });
