@@ -1,5 +1,5 @@
 """GET /console/...: Jinja2 pages (kept out of the OpenAPI schema); the data comes from the
-JSON API, fetched by each page's script with the admin token kept in the browser session."""
+JSON API, fetched by each page's script with the API token kept in the browser session."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app.corpus import service
@@ -125,6 +125,34 @@ def list_images(
     items, total = service.get_page(db=db, offset=offset, limit=limit)
     return ImagePage(
         items=[ImageOut.model_validate(i) for i in items], total=total, offset=offset, limit=limit
+    )
+
+
+@router.get(
+    "/images/{sha256}/thumbnail",
+    response_class=Response,
+    summary="A small JPEG preview of a corpus image",
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such image."}},
+)
+def image_thumbnail(
+    sha256: str,
+    size: int = Query(160, ge=16, le=512),
+    db: Session = Depends(get_db),
+    store: ImageStore = Depends(get_store),
+) -> Response:
+    """The image shrunk to fit `size` x `size` pixels, re-encoded as JPEG (the console's
+    thumbnails); the stored bytes themselves are not served."""
+    from app.corpus.thumbnails import thumbnail_jpeg
+    from app.errors import EvoqError
+
+    image = service.get_or_raise(db=db, sha256=sha256)
+    path = store.find(image.sha256)
+    if path is None:
+        raise EvoqError("image_not_found", f"the file of image {sha256} is missing", 404)
+    return Response(
+        thumbnail_jpeg(path, size),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600"},
     )
 
 
