@@ -28,7 +28,7 @@ from app.quality.grpo_dataset import (
     resolve_prompting,
     training_pairs,
 )
-from app.quality.loading import copy_prompt_marker
+from app.quality.loading import copy_prompt_marker, load_bounded_processor
 from app.quality.processor import load_processor
 from app.quality.reward import FidelityReward, format_reward
 from app.quality.voting import VoteResult
@@ -235,9 +235,11 @@ def train_grpo(
             "start several with app.quality.grpo_launch.launch_train_grpo"
         )
     config = resolve_prompting(config, model_dir)
+    # The pixel bound voting and scoring use (load_model's), and their upright images.
+    processor, max_pixels = load_bounded_processor(str(model_dir), config.max_pixels)
+    config = dataclasses.replace(config, max_pixels=max_pixels)
     dataset = build_pair_dataset(training_pairs(votes), load_image, config)
     n_steps = len(dataset) // (2 * config.pairs_per_step)
-    processor = load_processor(model_dir)
     rewards: list[Any] = [
         FidelityReward(gamma=config.gamma)
         if reward_log is None
@@ -265,17 +267,18 @@ def train_grpo(
             raise TrainingCancelled(f"stopped at step {trainer.state.global_step}")
         metrics = _step_metrics(trainer.state.log_history)
         metrics["train_pairs"] = len(training_pairs(votes))
-        digest = _save(trainer, processor, model_dir, out_dir)
+        digest = _save(trainer, model_dir, out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(out_dir, digest, metrics)
 
 
-def _save(trainer: Any, processor: Any, model_dir: str | Path, out_dir: Path) -> str:
-    """Write the trained model, its processor and prompt marker to `out_dir` atomically."""
+def _save(trainer: Any, model_dir: str | Path, out_dir: Path) -> str:
+    """Write the trained model, its parent's processor and prompt marker to `out_dir` atomically."""
 
     def complete(staging: Path) -> None:
-        processor.save_pretrained(str(staging))
+        # The parent's own processor, not the bounded one: the bound is a deployment setting.
+        load_processor(model_dir).save_pretrained(str(staging))
         copy_prompt_marker(model_dir, staging)
         # A pickle of the trainer's arguments: unsafe to load and not part of the model.
         (staging / "training_args.bin").unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from datasets import Dataset
 
 from app.quality import prompts
+from app.quality.images import prepare_image
 from app.quality.loading import reasoning_default
 from app.quality.model import MAX_NEW_TOKENS
 from app.quality.reward import GAMMA
@@ -77,6 +79,13 @@ class GRPORoundConfig:
             "optimizer always steps fp32 weights, so lr 3e-7 updates land), 'fp32' = no "
             "autocast, 'auto' = bf16 on CUDA with bf16 support, else fp32. The checkpoint is "
             "saved in fp32 so updates accumulate across rounds."
+        },
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pixel bound of the training images, as voting and scoring bound them "
+            "(EVOQ_MAX_PIXELS); never above the processor's own; None = the processor's own."
         },
     )
     gradient_checkpointing: bool = field(
@@ -148,8 +157,9 @@ def build_pair_dataset(
 ) -> Dataset:
     """Rows (prompt, image, image_id, pair_id, position, p_star), partners adjacent, step order.
 
-    Images are loaded when a row is read, not stored: a paper-sized round (~40k images) would
-    not fit in memory. A small cache absorbs TRL reading each row once per generation.
+    Images are loaded when a row is read (upright and within `config.max_pixels`, as the model
+    votes on and scores them), not stored: a paper-sized round (~40k images) would not fit in
+    memory. A small cache absorbs TRL reading each row once per generation.
     """
     messages = prompts.score_messages(bool(config.reasoning))
     keys: dict[str, Hashable] = {}
@@ -166,7 +176,12 @@ def build_pair_dataset(
                     "p_star": float(vote.p_star),
                 }
             )
-    cached = functools.lru_cache(maxsize=4 * config.pairs_per_step)(load_image)
+    bound = config.max_pixels or sys.maxsize
+
+    @functools.lru_cache(maxsize=4 * config.pairs_per_step)
+    def cached(key: Hashable) -> Any:
+        # What QualityModel.encode does to a vote's or a score's image: upright, RGB, bounded.
+        return prepare_image(load_image(key), bound)
 
     def attach_images(batch: dict[str, list]) -> dict[str, list]:
         batch["image"] = [cached(keys[name]) for name in batch["image_id"]]

@@ -87,11 +87,13 @@ def train(round_id: int) -> NextTasks:
 
 
 def _with_deployment(config: GRPORoundConfig, out_dir) -> GRPORoundConfig:
-    """The round's GRPO config with this worker's process count, DeepSpeed and checkpointing."""
+    """The round's GRPO config with this worker's process count, DeepSpeed, checkpointing and
+    the pixel bound its votes used."""
     settings = get_settings()
     return dataclasses.replace(
         config,
         num_processes=settings.train_processes,
+        max_pixels=settings.max_pixels,
         gradient_checkpointing=settings.train_gradient_checkpointing,
         deepspeed=deepspeed_config_file(settings.train_deepspeed, out_dir.parent / ".deepspeed"),
     )
