@@ -15,10 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 from trl import GRPOTrainer
+from trl.kernels import ChunkedLogProbFunction
+from trl.trainer.utils import maybe_gather_lm_head_ctx
 
 from app.quality.sampling import SamplingParams, sample_token_matrix, supports_shared_prefill
 
-__all__ = ["SharedPrefixGRPOTrainer", "shared_prefix_logps"]
+__all__ = ["SharedPrefixGRPOTrainer", "chunked_logps", "shared_prefix_logps"]
+
+# Vocabulary columns per projected tile: TRL's own (its kernel also caps a tile at 4096 positions),
+# so one tile of fp32 logits is at most 512 MiB whatever the batch.
+VOCAB_CHUNK = 32768
 
 
 def _distinct_prompts(
@@ -64,6 +70,46 @@ def _distinct_prompts(
     return inputs, torch.tensor(inverse, device=input_ids.device)
 
 
+def _checkpointing(model: Any) -> bool:
+    """Whether this forward checkpoints its layers, which then drop any KV cache."""
+    if not (model.training and torch.is_grad_enabled()):
+        return False
+    return any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+def chunked_logps(
+    hidden: torch.Tensor,
+    head: torch.nn.Module,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    compute_entropy: bool = False,
+    vocab_chunk: int = VOCAB_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities of `targets` (and entropies) under `head(hidden) / temperature` where
+    `mask` is set, 0 elsewhere, without a (rows, length, vocab) tensor: TRL's kernel projects
+    at most 4096 positions x `vocab_chunk` logits at a time and recomputes them in backward."""
+    weight, bias = head.weight, getattr(head, "bias", None)
+    with maybe_gather_lm_head_ctx(weight, bias):  # ZeRO-3 keeps the head sharded
+        logps, entropy, *_ = ChunkedLogProbFunction.apply(
+            hidden[mask],
+            weight,
+            bias,
+            targets[mask],
+            temperature,
+            vocab_chunk,
+            None,
+            1.0,
+            ("entropy",) if compute_entropy else (),
+        )
+    # masked_scatter keeps the result connected to the model even with no position scored.
+    per_token = logps.new_zeros(mask.shape).masked_scatter(mask, logps)
+    if entropy is not None:
+        entropy = entropy.new_zeros(mask.shape).masked_scatter(mask, entropy)
+    return per_token, entropy
+
+
 def shared_prefix_logps(
     model: Any,
     input_ids: torch.Tensor,
@@ -75,11 +121,13 @@ def shared_prefix_logps(
     mm_token_type_ids: torch.Tensor | None = None,
     temperature: float = 1.0,
     compute_entropy: bool = False,
+    vocab_chunk: int = VOCAB_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """Log-probabilities (and entropies) of the last `logits_to_keep` tokens of each row at
-    `temperature`, as TRL computes them, each distinct prompt prefilled once; None when no
-    prompt repeats, rows do not hold one image each, or the model lacks Qwen-VL's rope index."""
-    if not supports_shared_prefill(model):
+    `temperature`, as TRL computes them (0 at padding), each distinct prompt prefilled once and
+    the logits projected in chunks; None when no prompt repeats, rows do not hold one image
+    each, the model lacks Qwen-VL's rope index, or its layers are checkpointed (no KV cache)."""
+    if not supports_shared_prefill(model) or _checkpointing(model):
         return None
     prompt_width = input_ids.size(1) - logits_to_keep
     distinct = _distinct_prompts(
@@ -96,8 +144,9 @@ def shared_prefix_logps(
         mm_token_type_ids=prompts.get("mm_token_type_ids"),
     )
     completion = input_ids[:, prompt_width:]
-    out = model(**prompts, position_ids=positions, use_cache=logits_to_keep > 1, logits_to_keep=1)
-    logits = out.logits[index, -1:, :]
+    # The backbone only: hidden states, never the logits of every position.
+    out = model.model(**prompts, position_ids=positions, use_cache=logits_to_keep > 1)
+    hidden = out.last_hidden_state[index, -1:, :]
     if logits_to_keep > 1:
         cache = out.cache
         cache.reorder_cache(index)  # index_select: differentiable, gradients reach the prefill
@@ -106,18 +155,23 @@ def shared_prefix_logps(
         start = prompts["attention_mask"].sum(-1)[index] + deltas.to(device).view(-1)[index]
         steps = torch.arange(logits_to_keep - 1, device=device)
         pos = (start[:, None] + steps[None, :]).unsqueeze(0).expand(3, -1, -1)
-        rest = model(
+        rest = model.model(
             input_ids=completion[:, :-1],
             attention_mask=mask,
             position_ids=pos,
             cache=cache,
             use_cache=True,
         )
-        logits = torch.cat([logits, rest.logits], dim=1)
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    per_token = logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1) if compute_entropy else None
-    return per_token, entropy
+        hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)
+    return chunked_logps(
+        hidden,
+        model.get_output_embeddings(),
+        completion,
+        attention_mask[:, prompt_width:].bool(),
+        temperature=temperature,
+        compute_entropy=compute_entropy,
+        vocab_chunk=vocab_chunk,
+    )
 
 
 class SharedPrefixGRPOTrainer(GRPOTrainer):
@@ -147,35 +201,60 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         **others,
     ):
         uncovered = compute_aux_loss or any(v is not None for v in others.values())
-        if not uncovered and self._shared(model):
+        rows = input_ids.size(0)
+        one_image_each = image_grid_thw is not None and image_grid_thw.size(0) == rows
+        if uncovered or not one_image_each or not self._shared(model):
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw,
+                num_images=num_images,
+                mm_token_type_ids=mm_token_type_ids,
+                **others,
+            )
+        # TRL passes a whole generation batch with batch_size = the micro-batch: keep its bound.
+        step = batch_size or rows
+        ends = torch.cat([image_grid_thw.new_zeros(1), image_grid_thw.prod(-1).cumsum(0)])
+        logps, entropies = [], []
+        for start in range(0, rows, step):
+            end = min(start + step, rows)
+            chunk = {
+                "pixel_values": pixel_values[int(ends[start]) : int(ends[end])],
+                "image_grid_thw": image_grid_thw[start:end],
+                "mm_token_type_ids": None
+                if mm_token_type_ids is None
+                else mm_token_type_ids[start:end],
+            }
             with self.accelerator.autocast():
                 shared = shared_prefix_logps(
                     model,
-                    input_ids,
-                    attention_mask,
+                    input_ids[start:end],
+                    attention_mask[start:end],
                     logits_to_keep,
-                    pixel_values=pixel_values,
-                    image_grid_thw=image_grid_thw,
-                    mm_token_type_ids=mm_token_type_ids,
                     temperature=self.temperature,
                     compute_entropy=compute_entropy,
+                    **chunk,
                 )
-            if shared is not None:
-                return shared[0], shared[1], None
-        return super()._get_per_token_logps_and_entropies(
-            model,
-            input_ids,
-            attention_mask,
-            logits_to_keep,
-            batch_size=batch_size,
-            compute_entropy=compute_entropy,
-            compute_aux_loss=compute_aux_loss,
-            pixel_values=pixel_values,
-            image_grid_thw=image_grid_thw,
-            num_images=num_images,
-            mm_token_type_ids=mm_token_type_ids,
-            **others,
-        )
+            if shared is None:  # no repeated prompt in this chunk, or checkpointed layers
+                shared = super()._get_per_token_logps_and_entropies(
+                    model,
+                    input_ids[start:end],
+                    attention_mask[start:end],
+                    logits_to_keep,
+                    compute_entropy=compute_entropy,
+                    num_images=[1] * (end - start),
+                    **chunk,
+                )[:2]
+            logps.append(shared[0])
+            entropies.append(shared[1])
+        entropy = torch.cat(entropies) if compute_entropy else None
+        return torch.cat(logps), entropy, None
 
     def _tokenize_prompts(self, prompts: list):
         """TRL's tokenization of each distinct prompt once, repeated for its copies (TRL hands
