@@ -164,6 +164,7 @@ def _trl_config(config: GRPORoundConfig, work_dir: Path, n_steps: int) -> Any:
         deepspeed=config.deepspeed,
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
+        mask_truncated_completions=bool(config.mask_truncated_completions),
         temperature=config.temperature,
         top_p=config.top_p,
         top_k=config.top_k,
@@ -183,6 +184,7 @@ _LOGGED = {
     "grad_norm": "grad_norm",
     "learning_rate": "learning_rate",
     "completions/mean_length": "completion_length",
+    "completions/clipped_ratio": "clipped_ratio",
     "step_time": "step_time_s",
 }
 

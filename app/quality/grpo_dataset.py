@@ -53,6 +53,15 @@ class GRPORoundConfig:
             "help": "Tokens per scoring response; None = the model's default for the prompt."
         },
     )
+    mask_truncated_completions: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Leave completions cut off at max_completion_length out of the loss (TRL; "
+            "DAPO): a cut-off reasoning has no answer to reward. None = on for the reasoning "
+            "prompt, off for the answer-only one, where the format reward must see the "
+            "rambling answers it penalises."
+        },
+    )
     reasoning: bool | None = field(
         default=None,
         metadata={
@@ -144,10 +153,17 @@ def _pair_schedule(pairs: Sequence[VoteResult], config: GRPORoundConfig) -> list
 
 
 def resolve_prompting(config: GRPORoundConfig, model_dir: str | Path) -> GRPORoundConfig:
-    """The config with reasoning and completion length filled in from the model's defaults."""
+    """The config with reasoning, completion length and truncation masking filled in from the
+    model's defaults."""
     reasoning = reasoning_default(str(model_dir)) if config.reasoning is None else config.reasoning
     length = config.max_completion_length or MAX_NEW_TOKENS[("score", reasoning)]
-    return dataclasses.replace(config, reasoning=reasoning, max_completion_length=length)
+    mask = config.mask_truncated_completions
+    return dataclasses.replace(
+        config,
+        reasoning=reasoning,
+        max_completion_length=length,
+        mask_truncated_completions=reasoning if mask is None else mask,
+    )
 
 
 def build_pair_dataset(
