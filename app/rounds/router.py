@@ -41,9 +41,13 @@ router = APIRouter(
     },
 )
 def start_round(
-    body: StartRoundIn, actor: str = Depends(require_admin), db: Session = Depends(get_db)
+    body: StartRoundIn,
+    actor: str = Depends(require_admin),
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings_dep),
 ) -> RoundOut:
     """Validates the config, records a pending round and queues its pipeline."""
+    body.config.check_training_processes(settings.train_processes)
     created = service.create(db=db, config=body.config, actor=actor)
     db.commit()
     try:
@@ -89,9 +93,13 @@ def get_schedule(db: Session = Depends(get_db)) -> ScheduleOut:
 
 @router.put("/schedule", response_model=ScheduleOut, summary="Set the continuous-mode schedule")
 def set_schedule(
-    body: ScheduleIn, actor: str = Depends(require_admin), db: Session = Depends(get_db)
+    body: ScheduleIn,
+    actor: str = Depends(require_admin),
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings_dep),
 ) -> ScheduleOut:
     """Celery beat starts a round when `min_new_images` arrived and none is running."""
+    body.config.check_training_processes(settings.train_processes)
     schedule = service.set_schedule(
         db=db,
         enabled=body.enabled,

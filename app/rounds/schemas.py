@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.errors import EvoqError
 from app.params import MAX_ROW_ID
 from app.quality import distortions
 from app.quality.augment import AugmentConfig
@@ -70,7 +71,21 @@ class RoundConfigIn(BaseModel):
     max_steps: int | None = Field(
         None, ge=1, le=1_000_000, description="GRPO steps; empty: one pass over the training pairs."
     )
-    pairs_per_step: int = Field(4, ge=1, le=512, description="Pairs per GRPO step.")
+    pairs_per_step: int = Field(
+        4,
+        ge=1,
+        le=512,
+        description="Pairs per GRPO step, split over the training processes "
+        "(EVOQ_TRAIN_PROCESSES): it must be a multiple of their number.",
+    )
+    gradient_accumulation_steps: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Micro-batches per GRPO step: each process runs forward and backward on "
+        "2 x pairs_per_step x samples / (processes x this) completions at a time. Raise it when "
+        "a step does not fit in GPU memory; 2 x pairs_per_step / processes must divide by it.",
+    )
     learning_rate: float = Field(3e-7, gt=0, le=1e-2, description="AdamW learning rate.")
     beta: float = Field(0.05, ge=0, le=10, description="KL penalty to the round's start model.")
     temperature: float = Field(1.0, gt=0, le=5, description="Sampling temperature (votes, GRPO).")
@@ -133,6 +148,41 @@ class RoundConfigIn(BaseModel):
     )
     eval_samples: int = Field(4, ge=1, le=64, description="Sampled scores per eval image.")
 
+    @model_validator(mode="after")
+    def _whole_micro_batches(self) -> RoundConfigIn:
+        if (2 * self.pairs_per_step) % self.gradient_accumulation_steps:
+            raise ValueError(
+                f"2 x pairs_per_step ({2 * self.pairs_per_step}) must be divisible by "
+                f"gradient_accumulation_steps ({self.gradient_accumulation_steps})"
+            )
+        return self
+
+    def check_training_processes(self, processes: int) -> None:
+        """422 unless each of `processes` training processes gets whole pairs per step and
+        whole micro-batches (the API checks at creation what training would refuse later)."""
+        problems = []
+        if self.pairs_per_step % processes:
+            problems.append(
+                {
+                    "field": "config.pairs_per_step",
+                    "problem": f"pairs_per_step ({self.pairs_per_step}) must be a multiple of "
+                    f"the training processes (EVOQ_TRAIN_PROCESSES={processes})",
+                }
+            )
+        elif (2 * self.pairs_per_step // processes) % self.gradient_accumulation_steps:
+            problems.append(
+                {
+                    "field": "config.gradient_accumulation_steps",
+                    "problem": f"2 x pairs_per_step / processes "
+                    f"({2 * self.pairs_per_step // processes}, with EVOQ_TRAIN_PROCESSES="
+                    f"{processes}) must be divisible by gradient_accumulation_steps "
+                    f"({self.gradient_accumulation_steps})",
+                }
+            )
+        if problems:
+            detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+            raise EvoqError("invalid_request", detail, 422, extra={"problems": problems})
+
     def augment_config(self) -> AugmentConfig:
         """Variants for this round; disabled when `augment` is empty."""
         return self.augment.augment_config() if self.augment else AugmentConfig()
@@ -160,6 +210,7 @@ class RoundConfigIn(BaseModel):
             beta=self.beta,
             temperature=self.temperature,
             pairs_per_step=self.pairs_per_step,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
             max_steps=self.max_steps,
             max_completion_length=self.max_completion_length,
             format_reward_weight=self.format_reward_weight,
