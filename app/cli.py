@@ -54,8 +54,23 @@ def make_tiny_model(
     path: str = typer.Argument(..., help="Folder to write the model into (replaced if present)."),
     vocab: str = typer.Option("small", help="small: trained ~550-id BPE; qwen: Qwen's real vocab."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
+    reasoning: bool = typer.Option(
+        False,
+        help="builtin:tiny-reasoning (implies --vocab qwen): Qwen's vocabulary and file layout, "
+        "marked as a reasoning model, with a format prior (<think>...</think> then \\boxed{}).",
+    ),
+    retrain_prior: bool = typer.Option(
+        False,
+        help="With --reasoning: train the prior (~2 min) instead of applying the shipped one.",
+    ),
 ) -> None:
     """Write a tiny random-weight Qwen2.5-VL folder that loads like a real checkpoint."""
+    if reasoning:
+        from app.demo.reasoning_prior import build_reasoning_model
+
+        out = build_reasoning_model(path, seed=seed, use_asset=not retrain_prior)
+        typer.echo(str(out))
+        return
     from app.demo.tiny import build_tiny_model
 
     typer.echo(str(build_tiny_model(path, vocab=vocab, seed=seed)))
@@ -275,6 +290,9 @@ def score(
     ),
     seed: int = typer.Option(0, help="Seed of sampled scores (local model only)."),
     batch_size: int = typer.Option(16, min=1, help="Images per request / model call."),
+    token: str | None = typer.Option(
+        None, envvar="EVOQ_TOKEN", help="Bearer token for --server (when it needs a read token)."
+    ),
 ) -> None:
     """Score image files and folders, through a server (--server) or a local model (--model;
     neither: the configured base model, locally). Unreadable files are skipped with the reason."""
@@ -297,7 +315,7 @@ def score(
         raise _fail("no image files found in " + ", ".join(paths))
     with tqdm(total=len(files), desc="scoring", unit="img") as bar:
         if server:
-            with Client(server) as api:
+            with Client(server, token=token) as api:
                 try:
                     outcome = score_with_server(
                         api, files, mode=mode, samples=samples, batch_size=batch_size,
@@ -328,6 +346,9 @@ def upload(
     folder: list[str] = typer.Argument(..., help="Folders, image files and .zip archives."),
     server: str = typer.Option(_default_server(), help="URL of the running server."),
     train_opt_out: bool = typer.Option(False, help="Store the images but never train on them."),
+    token: str | None = typer.Option(
+        None, envvar="EVOQ_TOKEN", help="Bearer token (the write token when the server sets one)."
+    ),
 ) -> None:
     """Send images to the corpus, in as many requests as the server's upload limits need."""
     from tqdm import tqdm
@@ -340,7 +361,10 @@ def upload(
     total = sum(1 for _ in image_files(folder))
     if not total:
         raise _fail("no image or .zip files found in " + ", ".join(folder))
-    with Client(server) as api, tqdm(total=total, desc="uploading", unit="file") as bar:
+    with (
+        Client(server, token=token) as api,
+        tqdm(total=total, desc="uploading", unit="file") as bar,
+    ):
         try:
             result = api.upload(
                 folder, train_opt_out=train_opt_out, on_batch=lambda n, _r: bar.update(n)

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -25,9 +25,10 @@ from pydantic import BaseModel
 from app.corpus.limits import UploadLimits
 from app.corpus.schemas import CorpusStats, FileResult, ImagePage, UploadResponse
 from app.registry.schemas import ActivationOut, ModelsOut, VersionOut
-from app.rounds.models import FINAL_ROUND_STATUSES
-from app.rounds.schemas import RoundConfigIn, RoundList, RoundOut
 from app.scoring.schemas import CompareResponse, ScoreResponse
+
+if TYPE_CHECKING:
+    from app.rounds.schemas import RoundConfigIn, RoundList, RoundOut
 
 __all__ = ["ApiError", "AsyncClient", "Client", "ImageInput", "image_files", "plan_batches"]
 
@@ -195,9 +196,17 @@ def _merge(responses: Sequence[UploadResponse]) -> UploadResponse:
 def _config_json(config: RoundConfigIn | dict[str, Any] | None) -> dict[str, Any]:
     if config is None:
         return {"config": {}}
-    if isinstance(config, RoundConfigIn):
+    if isinstance(config, BaseModel):  # a RoundConfigIn
         return {"config": config.model_dump(exclude_unset=True)}
     return {"config": dict(config)}
+
+
+def _rounds():  # noqa: ANN202 - the module, imported on first use
+    """app.rounds.schemas, imported when a round call needs it: it pulls in the training library
+    (torch), seconds that `evoq score --server` and `evoq upload` never need."""
+    from app.rounds import schemas
+
+    return schemas
 
 
 # Every endpoint as a request description, shared by both clients.
@@ -262,6 +271,8 @@ CORPUS = _Request("GET", "/v1/corpus")
 
 
 def _finished(found: RoundOut, round_id: int, deadline: float, timeout: float) -> bool:
+    from app.rounds.models import FINAL_ROUND_STATUSES  # sqlalchemy: imported on use
+
     if found.status in FINAL_ROUND_STATUSES:
         return True
     if time.monotonic() > deadline:
@@ -395,19 +406,19 @@ class Rounds:
 
     def start(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundOut:
         """Start a round; config fields not given keep their defaults."""
-        return self._c.call(_Build.start_round(config), RoundOut)
+        return self._c.call(_Build.start_round(config), _rounds().RoundOut)
 
     def get(self, round_id: int) -> RoundOut:
         """One round: status, progress, gate."""
-        return self._c.call(_Build.get_round(round_id), RoundOut)
+        return self._c.call(_Build.get_round(round_id), _rounds().RoundOut)
 
     def list(self, limit: int = 50) -> RoundList:
         """Recent rounds, newest first."""
-        return self._c.call(_Build.list_rounds(limit), RoundList)
+        return self._c.call(_Build.list_rounds(limit), _rounds().RoundList)
 
     def cancel(self, round_id: int) -> RoundOut:
         """Ask a round to stop."""
-        return self._c.call(_Build.cancel_round(round_id), RoundOut)
+        return self._c.call(_Build.cancel_round(round_id), _rounds().RoundOut)
 
     def wait(self, round_id: int, *, timeout: float = 3600.0, poll: float = 1.0) -> RoundOut:
         """Poll until the round reaches a final status; TimeoutError after `timeout` seconds."""
@@ -527,19 +538,19 @@ class AsyncRounds:
 
     async def start(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundOut:
         """Start a round."""
-        return await self._c.call(_Build.start_round(config), RoundOut)
+        return await self._c.call(_Build.start_round(config), _rounds().RoundOut)
 
     async def get(self, round_id: int) -> RoundOut:
         """One round."""
-        return await self._c.call(_Build.get_round(round_id), RoundOut)
+        return await self._c.call(_Build.get_round(round_id), _rounds().RoundOut)
 
     async def list(self, limit: int = 50) -> RoundList:
         """Recent rounds, newest first."""
-        return await self._c.call(_Build.list_rounds(limit), RoundList)
+        return await self._c.call(_Build.list_rounds(limit), _rounds().RoundList)
 
     async def cancel(self, round_id: int) -> RoundOut:
         """Ask a round to stop."""
-        return await self._c.call(_Build.cancel_round(round_id), RoundOut)
+        return await self._c.call(_Build.cancel_round(round_id), _rounds().RoundOut)
 
     async def wait(self, round_id: int, *, timeout: float = 3600.0, poll: float = 1.0) -> RoundOut:
         """Poll until the round reaches a final status."""

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import health
+from app import auth, health
 from app.calibration.router import router as anchors_router
 from app.console.router import mount_console
 from app.corpus.router import router as corpus_router
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.add_middleware(MetricsMiddleware)
     for router in (
         health.router,
+        auth.router,
         scoring_router,
         corpus_router,
         registry_router,

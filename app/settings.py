@@ -49,7 +49,18 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port `evoq serve` binds.")
     admin_token: str = Field(
         "",
-        description="Bearer token for /v1/admin. Empty: admin endpoints answer 503 (disabled).",
+        description="Bearer token for /v1/admin. Empty: admin endpoints answer 503 (disabled). "
+        "It also satisfies every other role.",
+    )
+    write_token: str = Field(
+        "",
+        description="Bearer token for writing the corpus (upload, opt-out, delete). Empty: "
+        "uploads need no token, and opt-out and delete take the admin token once one is set.",
+    )
+    read_token: str = Field(
+        "",
+        description="Bearer token for reading (scores, comparisons, models, corpus listings). "
+        "Empty: reading is open. The write and admin tokens also read.",
     )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
 

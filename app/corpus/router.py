@@ -21,10 +21,19 @@ from app.corpus.schemas import (
 )
 from app.corpus.store import ImageStore
 from app.corpus.uploads import UploadedFile, multipart_openapi, read_multipart
-from app.deps import get_db, get_limits, get_store
+from app.deps import (
+    TOKEN_ERRORS,
+    get_db,
+    get_limits,
+    get_store,
+    require_corpus_write,
+    require_read,
+    require_upload,
+)
 from app.params import Offset
 
-router = APIRouter(prefix="/v1/corpus", tags=["corpus"])
+router = APIRouter(prefix="/v1/corpus", tags=["corpus"], responses=TOKEN_ERRORS)
+READ = [Depends(require_read)]
 
 ERRORS = {
     413: {"description": "Request too large or too many files (`error`, `detail`, `filename`)."},
@@ -41,6 +50,7 @@ ERRORS = {
     response_model=UploadResponse,
     summary="Upload unlabeled images and/or .zip archives",
     responses=ERRORS,
+    dependencies=[Depends(require_upload)],
     openapi_extra=multipart_openapi(
         {
             "train_opt_out": {
@@ -103,19 +113,29 @@ def _ingest_and_commit(
     return results
 
 
-@router.get("", response_model=CorpusStats, summary="Corpus totals")
+@router.get("", response_model=CorpusStats, summary="Corpus totals", dependencies=READ)
 def corpus_stats(db: Session = Depends(get_db)) -> CorpusStats:
     """Totals, and how many images arrived since the last round."""
     return service.stats(db=db)
 
 
-@router.get("/limits", response_model=UploadLimits, summary="Upload limits of this server")
+@router.get(
+    "/limits",
+    response_model=UploadLimits,
+    summary="Upload limits of this server",
+    dependencies=[Depends(require_upload)],
+)
 async def upload_limits(limits: UploadLimits = Depends(get_limits)) -> UploadLimits:
     """What one upload request may hold (clients split large uploads by these)."""
     return limits
 
 
-@router.get("/images", response_model=ImagePage, summary="List corpus images, newest first")
+@router.get(
+    "/images",
+    response_model=ImagePage,
+    summary="List corpus images, newest first",
+    dependencies=READ,
+)
 def list_images(
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
@@ -133,6 +153,7 @@ def list_images(
     response_class=Response,
     summary="A small JPEG preview of a corpus image",
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such image."}},
+    dependencies=READ,
 )
 def image_thumbnail(
     sha256: str,
@@ -161,6 +182,7 @@ def image_thumbnail(
     response_model=ImageOut,
     summary="Opt a corpus image out of (or back into) training",
     responses={404: {"description": "No such image."}},
+    dependencies=[Depends(require_corpus_write)],
 )
 def patch_image(sha256: str, body: ImagePatch, db: Session = Depends(get_db)) -> ImageOut:
     """Sets `train_opt_out`; rounds already running keep the pairs they sampled."""
@@ -174,6 +196,7 @@ def patch_image(sha256: str, body: ImagePatch, db: Session = Depends(get_db)) ->
     status_code=204,
     summary="Delete a corpus image",
     responses={404: {"description": "No such image."}},
+    dependencies=[Depends(require_corpus_write)],
 )
 def delete_image(
     sha256: str, db: Session = Depends(get_db), store: ImageStore = Depends(get_store)

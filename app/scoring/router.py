@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.corpus.limits import UploadLimits
 from app.corpus.uploads import multipart_openapi, read_multipart
-from app.deps import get_limits
+from app.deps import TOKEN_ERRORS, authorize_request, get_limits, require_read
 from app.errors import EvoqError
 from app.scoring import service
 from app.scoring.schemas import (
@@ -22,7 +22,9 @@ from app.scoring.schemas import (
 )
 from app.scoring.serving import CompareJob
 
-router = APIRouter(prefix="/v1", tags=["scoring"])
+router = APIRouter(
+    prefix="/v1", tags=["scoring"], dependencies=[Depends(require_read)], responses=TOKEN_ERRORS
+)
 
 ERRORS = {
     413: {"description": "Too large: file, request, pixels or file count (`filename` names it)."},
@@ -66,6 +68,8 @@ async def score(request: Request, limits: UploadLimits = Depends(get_limits)) ->
     started = time.perf_counter()
     form, files = await read_multipart(request, limits)
     params: ScoreParams = _params(ScoreParams, form)
+    if params.store:  # storing adds to the corpus: the upload role, checked before any work
+        authorize_request(request, "upload")
     loaded = request.app.state.scorer.slot.current
     images, inputs = await asyncio.to_thread(
         service.validate_for_model,

@@ -25,6 +25,7 @@ from tests.e2e.conftest import ADMIN_TOKEN, Server, running_server
 
 pytestmark = pytest.mark.e2e
 FILES_PER_REQUEST = 4
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,9 @@ def test_client_rounds_start_cancel_wait_and_registry(server, tmp_path) -> None:
         assert invalid.value.status == 422 and "pairs" in invalid.value.detail
         active = api.models.list().active_version
         assert api.models.activate(active, reason="client test").version_id == active
-        assert api.models.rollback().version_id == active  # it was active before, too
+        with pytest.raises(ApiError) as nothing:  # re-activating adds nothing to walk back
+            api.models.rollback()
+        assert (nothing.value.status, nothing.value.code) == (409, "nothing_to_roll_back")
         with pytest.raises(ApiError) as unknown:
             api.models.activate(9999)
         assert unknown.value.status == 404 and "9999" in unknown.value.detail
@@ -183,10 +186,15 @@ def test_console_stays_out_of_openapi_and_opt_out_patch_answers_errors(server) -
     assert "patch" in spec["paths"]["/v1/corpus/images/{sha256}"]
     page = httpx.get(f"{server.url}/console/rounds")
     assert page.status_code == 200 and 'data-field="pairs"' in page.text
-    missing = httpx.patch(f"{server.url}/v1/corpus/images/{'0' * 64}", json={"train_opt_out": True})
+    images = f"{server.url}/v1/corpus/images"
+    missing = httpx.patch(f"{images}/{'0' * 64}", json={"train_opt_out": True}, headers=AUTH)
     assert missing.status_code == 404 and missing.json()["error"] == "image_not_found"
-    sha = httpx.get(f"{server.url}/v1/corpus/images").json()["items"][0]["sha256"]
-    bad = httpx.patch(f"{server.url}/v1/corpus/images/{sha}", json={"train_opt_out": 1, "x": 2})
+    # Its own image: the test passes alone and in any order.
+    own = [("files", ("own.png", image_bytes("PNG", (40, 40), seed=700), "image/png"))]
+    sha = httpx.post(images, files=own).json()["results"][0]["sha256"]
+    bad = httpx.patch(f"{images}/{sha}", json={"train_opt_out": 1, "x": 2}, headers=AUTH)
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
-    ok = httpx.patch(f"{server.url}/v1/corpus/images/{sha}", json={"train_opt_out": True})
+    anonymous = httpx.patch(f"{images}/{sha}", json={"train_opt_out": True})
+    assert anonymous.status_code == 401  # a token is configured: opt-out needs one
+    ok = httpx.patch(f"{images}/{sha}", json={"train_opt_out": True}, headers=AUTH)
     assert ok.status_code == 200 and ok.json()["train_opt_out"] is True
