@@ -393,12 +393,40 @@ def plan(
     prefix_sharing: bool = typer.Option(
         True, help="Samples of one prompt share its prefill (vLLM); --no-prefix-sharing: HF."
     ),
+    pairs_per_step: int = typer.Option(32, help="Pairs per optimizer step (all GPUs)."),
+    micro_batch: int = typer.Option(
+        16, help="Completions per GPU per forward/backward: 2*pairs_per_step*G/(GA*GPUs)."
+    ),
+    beta: float = typer.Option(0.05, help="KL weight; > 0 keeps a reference model in memory."),
 ) -> None:
-    """Print an ESTIMATE of a round's wall time per stage from a FLOP count and its assumptions."""
-    from app.quality.cost import CostAssumptions, estimate_round, format_estimate
+    """Print ESTIMATES of a round's wall time per stage (FLOP count) and of a full fine-tune's
+    memory per GPU on 1 and 8 GPUs, with their assumptions."""
+    from app.quality.cost import (
+        CostAssumptions,
+        MemoryAssumptions,
+        estimate_round,
+        format_estimate,
+        format_memory,
+        memory_table,
+    )
 
     if vote_mode not in ("sampled", "logits"):
         raise typer.BadParameter("vote-mode must be sampled or logits")
+    positive = {
+        "model-params": model_params,
+        "gpus": gpus,
+        "pairs": pairs,
+        "votes": votes,
+        "samples": samples,
+        "gpu-peak-flops": gpu_peak_flops,
+        "pairs-per-step": pairs_per_step,
+        "micro-batch": micro_batch,
+    }
+    for name, value in positive.items():
+        if not value > 0:
+            raise typer.BadParameter(f"--{name} must be positive, got {value:g}")
+    if beta < 0:
+        raise typer.BadParameter(f"--beta must be 0 or more, got {beta:g}")
     assumptions = CostAssumptions(gpu_peak_flops=gpu_peak_flops, prefix_sharing=prefix_sharing)
     stages = estimate_round(
         model_params=model_params,
@@ -414,6 +442,17 @@ def plan(
         f"{vote_mode} votes, G={samples}"
     )
     typer.echo(format_estimate(stages, assumptions))
+    memory = MemoryAssumptions()
+    rows = memory_table(
+        model_params=model_params,
+        micro_batch=micro_batch,
+        completions_per_step=2 * pairs_per_step * samples,
+        reference_model=beta > 0,
+        gpu_counts=tuple(sorted({1, 8, gpus})),
+        assumptions=memory,
+    )
+    typer.echo("")
+    typer.echo(format_memory(rows, micro_batch, memory))
 
 
 def main() -> None:
