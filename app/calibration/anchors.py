@@ -30,11 +30,13 @@ log = logging.getLogger("evoq.calibration")
 RawScorer = Callable[[list[PILImage.Image]], list[float]]
 
 
-def raw_fast_scores(model: QualityModel) -> RawScorer:
-    """A model's raw fast-mode scores: the deterministic mode anchors are scored in."""
+def raw_serving_scores(model: QualityModel) -> RawScorer:
+    """A model's raw scores in its serving mode (deterministic for a reasoning model, fast for
+    an answer-only one): the scores the API serves are the ones anchors put on the scale."""
 
     def score(images: list[PILImage.Image]) -> list[float]:
-        return [result.score for result in model.score(images, mode="fast")]
+        mode = model.serving_mode("score")
+        return [result.score for result in model.score(images, mode=mode)]
 
     return score
 

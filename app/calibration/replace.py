@@ -57,7 +57,7 @@ async def replace_anchor_set(
     actor: str,
     reason: str,
 ) -> AnchorSet:
-    """Validate and store the new anchors, score them with the serving version (fast mode),
+    """Validate and store the new anchors, score them with the serving version (its serving mode),
     record the set with that version's calibrated scores as targets."""
     validated = await scoring.validate_off_loop(files, limits, max_pixels=settings.max_pixels)
     paths = await asyncio.to_thread(corpus_paths, sha256s)
@@ -70,7 +70,7 @@ async def replace_anchor_set(
             "too_few_anchors", f"{len(unique)} distinct images; at least {MIN_ANCHORS}", 422
         )
     pixels = await asyncio.to_thread(anchors.load, unique)
-    served = await asyncio.gather(*(scorer.submit(ScoreJob(p, mode="fast")) for p in pixels))
+    served = await asyncio.gather(*(scorer.submit(ScoreJob(p, mode="auto")) for p in pixels))
     versions = {s.version_id for s in served}
     if len(versions) != 1:
         raise EvoqError("version_changed", "the serving version changed while scoring", 409)

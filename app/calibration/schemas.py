@@ -8,8 +8,8 @@ from app.timeutil import UtcDatetime
 
 
 class CalibrationOut(BaseModel):
-    """Summary of a version's map onto the reference scale (fitted on fast-mode anchor scores,
-    applied to fast and sampled scores alike)."""
+    """Summary of a version's map onto the reference scale (fitted on anchor scores in the
+    serving mode, applied to every mode's scores alike)."""
 
     model_config = ConfigDict(from_attributes=True)
 

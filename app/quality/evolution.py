@@ -11,7 +11,7 @@ import gc
 import math
 import shutil
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from app.quality.grpo import GRPORoundConfig, TrainingCancelled, train_grpo, tra
 from app.quality.images import prepare_image
 from app.quality.loading import load_model
 from app.quality.metrics import pairwise_accuracy
-from app.quality.model import QualityModel
+from app.quality.model import QualityModel, ScoreResult
 from app.quality.pairs import sample_pairs
 from app.quality.refresh import RefreshConfig, refresh_comparisons, refresh_labels
 from app.quality.reward import GAMMA
@@ -35,6 +35,8 @@ __all__ = [
     "RoundConfig",
     "RoundResult",
     "evaluate_on_pairs",
+    "holdout_scores",
+    "movement",
     "run_round",
     "vote_summary",
 ]
@@ -55,8 +57,12 @@ class RoundConfig:
     grpo: GRPORoundConfig = field(
         default_factory=GRPORoundConfig, metadata={"help": "Online stage; its seed is the round's."}
     )
-    eval_mode: Literal["fast", "sampled"] = field(
-        default="fast", metadata={"help": "How holdout images are scored for the score accuracy."}
+    eval_mode: Literal["fast", "deterministic", "sampled"] | None = field(
+        default=None,
+        metadata={
+            "help": "How holdout images are scored for the score accuracy; None = the model's "
+            "serving mode (the reasoning prompt for a reasoning model)."
+        },
     )
     eval_samples: int = field(default=8, metadata={"help": "Samples per image when sampled."})
     device: str = field(default="auto", metadata={"help": "Where voting and evaluation run."})
@@ -107,34 +113,93 @@ def _pair_probability(a: Any, b: Any) -> float:
     return float(ndtr((a.score - b.score) / math.sqrt(a.std**2 + b.std**2 + GAMMA)))
 
 
+def holdout_scores(
+    model: QualityModel,
+    votes: Sequence[VoteResult],
+    load_image: Callable[[Hashable], Any],
+    *,
+    mode: str | None = None,
+    samples: int = 8,
+    seed: int = 0,
+) -> dict[Hashable, ScoreResult]:
+    """Every image of `votes` scored once (mode None: the model's serving mode)."""
+    keys = list(dict.fromkeys(k for v in votes for k in (v.a, v.b)))
+    scored = model.score([load_image(k) for k in keys], mode=mode, n=samples, seed=seed)
+    return dict(zip(keys, scored, strict=True))
+
+
+def movement(
+    parent: Mapping[Hashable, ScoreResult], candidate: Mapping[Hashable, ScoreResult]
+) -> dict[str, float | int]:
+    """How far the candidate moved from its parent on the same images: mean |delta score|, and
+    mean KL(candidate || parent) of the answer-digit distributions where both modes give one."""
+    keys = [k for k in parent if k in candidate]
+    deltas = [
+        abs(candidate[k].score - parent[k].score)
+        for k in keys
+        if candidate[k].score is not None and parent[k].score is not None
+    ]
+    kls = [
+        _kl(candidate[k].probs, parent[k].probs)
+        for k in keys
+        if candidate[k].probs is not None and parent[k].probs is not None
+    ]
+    return {
+        "images": len(keys),
+        "score_change": float(np.mean(deltas)) if deltas else math.nan,
+        "answer_kl": float(np.mean(kls)) if kls else math.nan,
+    }
+
+
+def _kl(p: Sequence[float], q: Sequence[float]) -> float:
+    p_arr = np.clip(np.asarray(p, dtype=float), 1e-12, None)
+    q_arr = np.clip(np.asarray(q, dtype=float), 1e-12, None)
+    return float(np.sum(p_arr * (np.log(p_arr) - np.log(q_arr))))
+
+
 def evaluate_on_pairs(
     model: QualityModel,
     votes: Sequence[VoteResult],
     load_image: Callable[[Hashable], Any],
     *,
-    mode: Literal["fast", "sampled"] = "fast",
+    mode: str | None = None,
     samples: int = 8,
     seed: int = 0,
+    scores: Mapping[Hashable, ScoreResult] | None = None,
 ) -> dict[str, float | int]:
-    """Pairwise accuracy against the voted p* of `votes`: by scores and by logits comparison."""
+    """Pairwise accuracy against the voted p* of `votes`: by scores and by comparison, both in
+    `mode` (None: the model's serving modes, the prompt GRPO trains for a reasoning model).
+    `scores`: the images' scores when already taken (holdout_scores, same mode)."""
     labelled = [v for v in votes if v.p_star is not None]
     if not labelled:
         return {"pairs": 0, "score_accuracy": math.nan, "compare_accuracy": math.nan}
-    keys = list(dict.fromkeys(k for v in labelled for k in (v.a, v.b)))
-    images = {k: load_image(k) for k in keys}
-    scored = model.score([images[k] for k in keys], mode=mode, n=samples, seed=seed)
-    by_key = dict(zip(keys, scored, strict=True))
+    images = {k: load_image(k) for v in labelled for k in (v.a, v.b)}
+    by_key = dict(scores) if scores is not None else {}
+    missing = [v for v in labelled if v.a not in by_key or v.b not in by_key]
+    if missing:
+        by_key.update(holdout_scores(model, missing, images.__getitem__, mode=mode,
+                                     samples=samples, seed=seed))  # fmt: skip
     labels = [v.p_star for v in labelled]
     by_score = [_pair_probability(by_key[v.a], by_key[v.b]) for v in labelled]
-    compared = model.compare([(images[v.a], images[v.b]) for v in labelled], mode="logits")
+    compare_mode = _compare_mode(model, mode)
+    compared = model.compare([(images[v.a], images[v.b]) for v in labelled], mode=compare_mode)
     return {
         "pairs": len(labelled),
         "score_accuracy": pairwise_accuracy(by_score, labels),
         "compare_accuracy": pairwise_accuracy([c.p_first for c in compared], labels),
         "score_std_across_images": float(
-            np.std([s.score for s in scored if s.score is not None] or [math.nan])
+            np.std([s.score for s in by_key.values() if s.score is not None] or [math.nan])
         ),
+        "compare_mode": compare_mode,
     }
+
+
+def _compare_mode(model: QualityModel, score_mode: str | None) -> str:
+    """The comparison that matches a score mode: the exact answer-only one for fast (and for
+    sampled, whose vote sampling would add noise), the box reading for deterministic."""
+    if score_mode is None:
+        return model.serving_mode("compare")
+    return "deterministic" if score_mode == "deterministic" else "logits"
 
 
 def _load(model_dir: str | Path, config: RoundConfig) -> QualityModel:
@@ -230,9 +295,9 @@ def _run_round(
     if holdout and model_dir != parent_dir:  # the gate compares with the parent, not its refresh
         del parent
         parent = _load(parent_dir, config)
-    parent_eval = evaluate_on_pairs(
-        parent, holdout, load_image, mode=config.eval_mode, samples=config.eval_samples, seed=seed
-    )
+    measure = {"mode": config.eval_mode, "samples": config.eval_samples, "seed": seed}
+    parent_scores = holdout_scores(parent, holdout, load_image, **measure)
+    parent_eval = evaluate_on_pairs(parent, holdout, load_image, scores=parent_scores, **measure)
     timings["eval_parent_s"] = time.perf_counter() - start
     del parent
     gc.collect()  # one model in memory at a time: the trainer loads its own copies
@@ -251,13 +316,9 @@ def _run_round(
 
     start = time.perf_counter()
     candidate = _load(trained.checkpoint_dir, config)
+    candidate_scores = holdout_scores(candidate, holdout, load_image, **measure)
     candidate_eval = evaluate_on_pairs(
-        candidate,
-        holdout,
-        load_image,
-        mode=config.eval_mode,
-        samples=config.eval_samples,
-        seed=seed,
+        candidate, holdout, load_image, scores=candidate_scores, **measure
     )
     timings["eval_candidate_s"] = time.perf_counter() - start
     del candidate
@@ -267,6 +328,7 @@ def _run_round(
         "votes": vote_summary(votes),
         "train": trained.metrics,
         "holdout": {"parent": parent_eval, "candidate": candidate_eval},
+        "movement": movement(parent_scores, candidate_scores),
         "parent_digest": weights_digest(parent_dir),
         "digest": trained.digest,
         "refresh": refreshed,

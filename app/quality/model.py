@@ -51,6 +51,8 @@ class ScoreResult:
     n: int
     texts: list[str] | None = None
     tokens: int = 0  # tokens generated for this image: the mode's cost beyond one prefill
+    # fast and deterministic: P("1".."5") at the answer position (how the gate measures change)
+    probs: list[float] | None = None
 
 
 @dataclass
@@ -254,8 +256,8 @@ class QualityModel:
         mean = probs @ values
         std = torch.sqrt((probs * (values[None, :] - mean[:, None]) ** 2).sum(-1))
         return [
-            ScoreResult(score=float(m), std=float(s), valid=1, n=1)
-            for m, s in zip(mean.tolist(), std.tolist(), strict=True)
+            ScoreResult(score=float(m), std=float(s), valid=1, n=1, probs=p)
+            for m, s, p in zip(mean.tolist(), std.tolist(), probs.tolist(), strict=True)
         ]
 
     def _score_sampled(self, rows, n, reasoning, params, gen, return_texts) -> list[ScoreResult]:

@@ -27,10 +27,11 @@ def _num(value: Any) -> float | None:
 def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[Check]]:
     """Whether the candidate may be promoted, and every check with its numbers.
 
-    `metrics` holds candidate_holdout_accuracy, parent_holdout_accuracy, parse_rate,
-    score_std, the calibration stage's calibration_fit, calibration_residual, scale_drift_raw
-    and, when a probe set exists, candidate_probe_srcc and parent_probe_srcc."""
-    checks: list[Check] = []
+    `metrics` holds candidate_holdout_accuracy, parent_holdout_accuracy, holdout_pairs,
+    score_change, answer_kl, parse_rate, score_std, the calibration stage's calibration_fit,
+    calibration_residual, scale_drift_raw and, when a probe set exists, candidate_probe_srcc
+    and parent_probe_srcc."""
+    checks: list[Check] = [_holdout_size(metrics, config), _changed(metrics, config)]
     cand, parent = (
         _num(metrics.get("candidate_holdout_accuracy")),
         _num(metrics.get("parent_holdout_accuracy")),
@@ -88,6 +89,36 @@ def decide(metrics: dict[str, Any], config: RoundConfigIn) -> tuple[bool, list[C
             )
         )
     return all(c.passed for c in checks), checks
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _holdout_size(metrics: dict[str, Any], config: RoundConfigIn) -> Check:
+    pairs = _num(metrics.get("holdout_pairs"))
+    return Check(
+        "holdout_pairs",
+        pairs is not None and pairs >= config.min_holdout_pairs,
+        pairs,
+        config.min_holdout_pairs,
+        f"judged on {pairs if pairs is not None else 'no'} labelled holdout pairs "
+        f"(at least {config.min_holdout_pairs} needed)",
+    )
+
+
+def _changed(metrics: dict[str, Any], config: RoundConfigIn) -> Check:
+    """A candidate that did not move from its parent is a no-op round, not an improvement."""
+    change, kl = _num(metrics.get("score_change")), _num(metrics.get("answer_kl"))
+    moved_score = change is not None and change >= config.min_score_change
+    moved_answer = kl is not None and kl >= config.min_answer_kl
+    detail = (
+        f"mean |score change| {_fmt(change)} (min {config.min_score_change}), answer KL "
+        f"{_fmt(kl)} (min {config.min_answer_kl}) from the parent on the holdout images"
+    )
+    if not (moved_score or moved_answer):
+        detail = "unchanged: " + detail
+    return Check("changed", moved_score or moved_answer, change, config.min_score_change, detail)
 
 
 def _scale_checks(metrics: dict[str, Any], config: RoundConfigIn) -> list[Check]:

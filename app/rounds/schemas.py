@@ -143,6 +143,27 @@ class RoundConfigIn(BaseModel):
         description="Gate: largest mean absolute error on the anchors after the candidate's map "
         "onto the reference scale; a candidate whose map cannot fit at all is always rejected.",
     )
+    min_holdout_pairs: int = Field(
+        50,
+        ge=0,
+        le=1_000_000,
+        description="Gate: fewest labelled holdout pairs a candidate may be judged on; with fewer "
+        "its holdout accuracy says nothing and it is rejected (raise holdout_fraction or pairs).",
+    )
+    min_score_change: float = Field(
+        1e-3,
+        ge=0,
+        le=4,
+        description="Gate: a candidate whose mean |score - parent's score| on the holdout "
+        "images (serving mode) is below this and whose answer KL is below min_answer_kl did not "
+        "measurably change, and is rejected.",
+    )
+    min_answer_kl: float = Field(
+        1e-6,
+        ge=0,
+        description="Gate: mean KL(candidate || parent) of the rating-digit distribution at the "
+        "answer position on the holdout images; see min_score_change.",
+    )
     eval_images: int = Field(
         64, ge=2, le=10_000, description="Images scored to measure parse rate and spread."
     )

@@ -88,7 +88,7 @@ def freeze_anchors(slot: ModelSlot, settings: Settings) -> None:
     current = slot.current
     if current is not None:
         anchors.freeze_if_missing(
-            settings, current.version_id, anchors.raw_fast_scores(current.model)
+            settings, current.version_id, anchors.raw_serving_scores(current.model)
         )
 
 

@@ -105,6 +105,8 @@ async def score(request: Request, limits: UploadLimits = Depends(get_limits)) ->
             level=service.level_for(out.score),
             valid=out.result.valid,
             n=out.result.n,
+            mode=out.mode,
+            tokens=out.result.tokens,
             model_version=out.version_id,
             stored=stored[i],
             explanations=out.result.texts if params.explain else None,
@@ -138,7 +140,7 @@ async def compare(request: Request, limits: UploadLimits = Depends(get_limits)) 
     sampled = params.mode == "sampled"
     return CompareResponse(
         p_first_better=result.p_first,
-        mode=params.mode,
+        mode=served.mode,
         votes_first=result.votes_a if sampled else None,
         votes_second=result.votes_b if sampled else None,
         invalid_votes=result.invalid if sampled else None,

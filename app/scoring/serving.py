@@ -149,7 +149,8 @@ class ScoreJob:
     """One image to score with one set of parameters."""
 
     image: ImageSource  # a PreparedImage from the serving model, or pixels
-    mode: Literal["fast", "sampled"] = "fast"
+    # "auto": the serving model's own default (QualityModel.serving_mode), resolved per batch.
+    mode: Literal["auto", "fast", "deterministic", "sampled"] = "auto"
     samples: int = 8
     explain: bool = False
 
@@ -160,7 +161,7 @@ class CompareJob:
 
     first: Image.Image
     second: Image.Image
-    mode: Literal["logits", "sampled"] = "logits"
+    mode: Literal["auto", "logits", "deterministic", "sampled"] = "auto"
     votes: int = 32
 
 
@@ -173,6 +174,7 @@ class Served:
     version_id: int
     score: float | None = None
     scale: int | None = None
+    mode: str | None = None  # the mode that ran ("auto" resolved)
 
     @property
     def raw_score(self) -> float | None:
@@ -225,22 +227,29 @@ class Scorer:
             raise ModelNotReady(self.slot.status()["reason"])
         first = jobs[0]
         if isinstance(first, ScoreJob):
+            mode = resolve_mode(loaded.model, "score", first.mode)
             results = loaded.model.score(
                 [job.image for job in jobs],
-                mode=first.mode,
+                mode=mode,
                 n=first.samples,
                 return_texts=first.explain,
             )
-            IMAGES_SCORED.labels(str(loaded.version_id), first.mode).inc(len(jobs))
-            return [calibrated(result, loaded) for result in results]
+            IMAGES_SCORED.labels(str(loaded.version_id), mode).inc(len(jobs))
+            return [replace(calibrated(result, loaded), mode=mode) for result in results]
+        mode = resolve_mode(loaded.model, "compare", first.mode)
         results = loaded.model.compare(
-            [(job.first, job.second) for job in jobs], mode=first.mode, k=first.votes
+            [(job.first, job.second) for job in jobs], mode=mode, k=first.votes
         )
-        return [Served(result, loaded.version_id) for result in results]
+        return [Served(result, loaded.version_id, mode=mode) for result in results]
+
+
+def resolve_mode(model: QualityModel, task: str, mode: str) -> str:
+    """A job's mode, with "auto" as the model's serving mode (reasoning models: deterministic)."""
+    return model.serving_mode(task) if mode == "auto" else mode
 
 
 def calibrated(result: ScoreResult, loaded: LoadedVersion) -> Served:
-    """A score with the serving version's map applied (the same map for fast and sampled)."""
+    """A score with the serving version's map applied (the same map for every mode)."""
     if loaded.scale is None:
         return Served(result, loaded.version_id, result.score, None)
     scale = loaded.scale

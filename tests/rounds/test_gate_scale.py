@@ -10,6 +10,9 @@ PASSING = {
     "parent_holdout_accuracy": 0.8,
     "parse_rate": 1.0,
     "score_std": 0.5,
+    "holdout_pairs": 200,
+    "score_change": 0.05,
+    "answer_kl": 1e-3,
 }
 
 

@@ -22,6 +22,10 @@ class FixedModel:
     def score(self, images, **_kwargs) -> list[ScoreResult]:  # noqa: ANN001
         return [ScoreResult(self.raw, 0.1, 1, 1) for _ in images]
 
+    def serving_mode(self, task: str) -> str:
+        """An answer-only model's default ("auto" jobs resolve to it)."""
+        return "fast" if task == "score" else "logits"
+
     def close(self) -> None:
         """The slot closes a swapped-out model; this one holds nothing."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.calibration import rounds as calibration
-from app.calibration.anchors import raw_fast_scores
+from app.calibration.anchors import raw_serving_scores
 from app.db import session_scope
 from app.rounds.models import Round
 from app.settings import get_settings
@@ -28,8 +28,10 @@ def calibrate(round_id: int) -> NextTasks:
         record = calibration.calibrate_candidate(
             get_settings(),
             parent_id=parent_id,
-            parent=raw_fast_scores(cached_model(parent_path)),
-            candidate=raw_fast_scores(cached_model(candidate_path)),
+            # Both in the serving mode: the reasoning prompt that GRPO trained, for a reasoning
+            # model, so the map fits the scores the API will serve.
+            parent=raw_serving_scores(cached_model(parent_path)),
+            candidate=raw_serving_scores(cached_model(candidate_path)),
         )
     with session_scope() as db:
         found = db.get(Round, round_id, with_for_update=True)

@@ -21,9 +21,10 @@ from workers.state import load_round, round_image_loader, votes
 
 
 def evaluate(round_id: int) -> NextTasks:
-    """Measure candidate and parent on the holdout pairs, the candidate's parse rate and
-    spread, and both on the probe set when one is registered."""
-    from app.quality.evolution import evaluate_on_pairs
+    """Measure candidate and parent on the holdout pairs in the serving mode (the prompt GRPO
+    trained, for a reasoning model), how far the candidate moved from its parent there, the
+    candidate's parse rate and spread, and both on the probe set when one is registered."""
+    from app.quality.evolution import evaluate_on_pairs, holdout_scores, movement
 
     loaded = load_round(round_id, "evaluating")
     if loaded is None:
@@ -39,25 +40,36 @@ def evaluate(round_id: int) -> NextTasks:
         )
         trainable = [image.sha256 for image in corpus.get_trainable(db=db)]
     holdout = votes(round_id, holdout=True)
+    metrics: dict[str, Any] = vote_parse_rate(holdout + votes(round_id, holdout=False))
     eval_shas = random.Random(config.seed).sample(
         trainable, min(config.eval_images, len(trainable))
     )
     load = round_image_loader(config, {k for v in holdout for k in (v.a, v.b)} | set(eval_shas))
-    metrics: dict[str, Any] = {}
+    scored = {}
     with heartbeat(round_id):
         for role, path in (("parent", parent_path), ("candidate", candidate_path)):
             model = cached_model(path)
-            on_pairs = evaluate_on_pairs(model, holdout, load, mode="fast", seed=config.seed)
+            mode = model.serving_mode("score")  # what the API serves for this model
+            scored[role] = holdout_scores(model, holdout, load, mode=mode, seed=config.seed)
+            on_pairs = evaluate_on_pairs(
+                model, holdout, load, mode=mode, seed=config.seed, scores=scored[role]
+            )
             metrics[f"{role}_holdout_accuracy"] = on_pairs["score_accuracy"]
             metrics[f"{role}_holdout_compare_accuracy"] = on_pairs["compare_accuracy"]
             metrics["holdout_pairs"] = on_pairs["pairs"]
+            metrics["eval_mode"] = mode
             if probe_items:
-                scores = model.score([open_image(p) for p, _ in probe_items], mode="fast")
+                scores = model.score([open_image(p) for p, _ in probe_items], mode=mode)
                 metrics[f"{role}_probe_srcc"] = srcc(
                     [s.score for s in scores], [m for _, m in probe_items]
                 )
             if cancel_requested(round_id):
                 break
+        if len(scored) == 2:
+            moved = movement(scored["parent"], scored["candidate"])
+            metrics["holdout_images"] = moved["images"]
+            metrics["score_change"] = moved["score_change"]
+            metrics["answer_kl"] = moved["answer_kl"]
         sampled = cached_model(candidate_path).score(
             [load(s) for s in eval_shas], mode="sampled", n=config.eval_samples, seed=config.seed
         )
@@ -72,6 +84,17 @@ def evaluate(round_id: int) -> NextTasks:
     if not cancel_requested(round_id):
         return [("evoq.rounds.calibrate", [round_id])]
     return []
+
+
+def vote_parse_rate(rows: list) -> dict[str, Any]:
+    """Share of the round's votes that parsed: invalid votes are stored per pair and left out
+    of p* (logits votes count as their K expected votes, all valid); None without votes."""
+    invalid = sum(v.invalid or 0 for v in rows)
+    total = sum(v.votes_a + v.votes_b for v in rows) + invalid
+    return {
+        "invalid_votes": invalid,
+        "vote_parse_rate": (total - invalid) / total if total else None,
+    }
 
 
 def finite(values: dict[str, Any]) -> dict[str, Any]:
