@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.quality.augment import Variant, parse_variant, variant_loader
 from app.quality.grpo import TrainingCancelled, TrainResult, train_grpo
 from app.quality.grpo_dataset import GRPORoundConfig
 from app.quality.images import path_loader
@@ -70,19 +71,27 @@ def launch_train_grpo(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     reward_log: str | Path | None = None,
+    variant_seed: int | None = None,
     poll_seconds: float = 0.5,
 ) -> TrainResult:
     """`train_grpo` in `config.num_processes` processes; same contract (atomic `out_dir`,
-    TrainingCancelled). `image_paths` maps str(image key) to its file; keys become strings."""
+    TrainingCancelled). `image_paths` maps str(image key) to its file; keys become strings.
+    Variant keys (augment rounds) are rebuilt in every process from their reference's file
+    with `variant_seed`, as `variant_loader` does for the votes."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"checkpoint {out_dir} already exists")
+    if variant_seed is None and any(isinstance(k, Variant) for v in votes for k in (v.a, v.b)):
+        raise ValueError("votes on variants need the round's variant_seed to rebuild them")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     job_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch-", dir=out_dir.parent))
     job = {
         "model_dir": str(model_dir),
-        "votes": [{**dataclasses.asdict(v), "a": str(v.a), "b": str(v.b)} for v in votes],
+        "votes": [
+            {**dataclasses.asdict(v), "a": _key_json(v.a), "b": _key_json(v.b)} for v in votes
+        ],
         "images": dict(image_paths),
+        "variant_seed": variant_seed,
         "config": dataclasses.asdict(config),
         "out_dir": str(out_dir),
         "reward_log": None if reward_log is None else str(reward_log),
@@ -119,6 +128,21 @@ def launch_train_grpo(
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
+def _key_json(key: Hashable) -> list[str | None]:
+    """An image key as [reference, variant spec or None]; `_key` reads it back."""
+    if isinstance(key, Variant):
+        return [str(key.ref), key.spec]
+    return [str(key), None]
+
+
+def _key(stored: list[str | None]) -> Hashable:
+    return parse_variant(stored[0], stored[1])
+
+
+def _vote(stored: dict[str, Any]) -> VoteResult:
+    return VoteResult(**{**stored, "a": _key(stored["a"]), "b": _key(stored["b"])})
+
+
 def _parent_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -142,11 +166,14 @@ def run_job(job_path: Path) -> None:
     def progress(step: int, max_steps: int) -> None:
         _write_json(job_dir / "progress.json", {"step": step, "max_steps": max_steps})
 
+    load = path_loader(job["images"])
+    if job["variant_seed"] is not None:
+        load = variant_loader(load, job["variant_seed"])
     try:
         result = train_grpo(
             job["model_dir"],
-            [VoteResult(**v) for v in job["votes"]],
-            path_loader(job["images"]),
+            [_vote(v) for v in job["votes"]],
+            load,
             GRPORoundConfig(**job["config"]),
             job["out_dir"],
             should_stop=should_stop,

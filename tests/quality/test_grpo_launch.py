@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from app.quality.augment import Variant
 from app.quality.checkpoint import weights_digest
 from app.quality.grpo import GRPORoundConfig
-from app.quality.grpo_launch import launch_train_grpo
+from app.quality.grpo_launch import _key_json, _vote, launch_train_grpo
 from app.quality.loading import load_model
 from app.quality.voting import VoteResult
 
@@ -118,3 +119,39 @@ def test_a_cancel_stops_every_process_and_writes_nothing(tiny_model_dir, image_p
         )
     assert steps and max(steps) < 50
     assert not list(tmp_path.iterdir())
+
+
+def _variant_votes():
+    """Augment-round votes: a variant beside its reference, and two variants of one image."""
+    return [
+        VoteResult("0", Variant("0", "blur", 3), 4, 0, 0, 1.0),
+        VoteResult(Variant("1", "noise", 2), Variant("1", "jpeg", 5), 3, 1, 0, 1.0),
+        VoteResult("2", Variant("3", "blur", 1), 1, 3, 0, 0.0),
+        VoteResult(Variant("4", "noise", 4), "5", 0, 4, 0, 0.0),
+    ]
+
+
+def test_votes_on_variants_cross_to_the_processes_as_they_were():
+    votes = _variant_votes()
+    stored = [{**v.__dict__, "a": _key_json(v.a), "b": _key_json(v.b)} for v in votes]
+    assert [_vote(json.loads(json.dumps(row))) for row in stored] == votes
+
+
+def test_an_augment_round_trains_in_two_processes(tiny_answering_model_dir, image_paths, tmp_path):
+    config = _two_processes(learning_rate=1e-3, max_steps=1, format_reward_weight=1.0)
+    with pytest.raises(ValueError, match="variant_seed"):
+        launch_train_grpo(
+            tiny_answering_model_dir, _variant_votes(), image_paths, config, tmp_path / "x"
+        )
+    out = tmp_path / "candidate"
+    result = launch_train_grpo(
+        tiny_answering_model_dir,
+        _variant_votes(),
+        image_paths,  # the references' files only: each process rebuilds the variants
+        config,
+        out,
+        variant_seed=7,
+        poll_seconds=0.1,
+    )
+    assert result.metrics["steps"] == 1 and result.digest == weights_digest(out)
+    assert result.metrics["train_pairs"] == 4

@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 from app.db import session_scope
+from app.quality.augment import reference_of
 from app.quality.grpo_dataset import GRPORoundConfig
 from app.quality.zero_configs import deepspeed_config_file
 from app.rounds import service as rounds
@@ -58,12 +59,12 @@ def train(round_id: int) -> NextTasks:
             if grpo.num_processes > 1:
                 from app.quality.grpo_launch import launch_train_grpo
 
-                if config.augment:
-                    raise ValueError(
-                        "augment rounds train in one process: set EVOQ_TRAIN_PROCESSES=1"
-                    )
-                paths = image_paths(set(keys))
-                result = launch_train_grpo(start_path, voted, paths, grpo, out_dir, **controls)
+                # Each process rebuilds an augment round's variants from their references.
+                paths = image_paths({str(reference_of(k)) for k in keys})
+                seed = config.seed if config.augment else None
+                result = launch_train_grpo(
+                    start_path, voted, paths, grpo, out_dir, variant_seed=seed, **controls
+                )
             else:
                 load = round_image_loader(config, keys)
                 result = train_grpo(start_path, voted, load, grpo, out_dir, **controls)
