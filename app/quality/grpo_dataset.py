@@ -87,7 +87,8 @@ class GRPORoundConfig:
             "help": "Compute precision: 'bf16' = bf16 autocast over fp32 master weights (the "
             "optimizer always steps fp32 weights, so lr 3e-7 updates land), 'fp32' = no "
             "autocast, 'auto' = bf16 on CUDA with bf16 support, else fp32. The checkpoint is "
-            "saved in fp32 so updates accumulate across rounds."
+            "saved in fp32 so updates accumulate across rounds (under DeepSpeed, the 16-bit "
+            "weights its engine gathers)."
         },
     )
     max_pixels: int | None = field(
