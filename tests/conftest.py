@@ -28,6 +28,24 @@ def tiny_answering_model_dir(tiny_model_dir, tmp_path_factory):
     return teach_answer_format(tiny_model_dir, tmp_path_factory.mktemp("models") / "answering")
 
 
+@pytest.fixture(scope="session")
+def tiny_reasoning_dir(tmp_path_factory):
+    """builtin:tiny-reasoning: Qwen's vocabulary and checkpoint layout, marked as a reasoning
+    model, with the format prior (<think>...</think> of varying length, then \\boxed{})."""
+    from app.demo.reasoning_prior import build_reasoning_model
+
+    return build_reasoning_model(tmp_path_factory.mktemp("models") / "tiny-reasoning", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_reasoning_raw_dir(tmp_path_factory):
+    """The same faithful folder with random weights (no prior): marked as a reasoning model."""
+    from app.demo.tiny import build_tiny_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny-reasoning-raw"
+    return build_tiny_model(path, vocab="qwen", reasoning=True, seed=0)
+
+
 def pytest_collection_modifyitems(config, items):
     """Modules holding a `longest` test run first: under pytest-xdist (README's test command,
     `-n 2 --dist loadscope`) the demo rebuild then overlaps every other module instead of

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.demo.demo_bundle import build_or_unpack
+from app.demo.reasoning_prior import build_reasoning_model
 from app.demo.tiny import build_tiny_model
 from app.quality.builtins import Builder, register_builtin
 
@@ -22,6 +23,12 @@ def _demo_builder(function: str) -> Builder:
 
 register_builtin(
     "tiny", lambda path: build_tiny_model(path, vocab="small", seed=0), "a few seconds"
+)
+# The faithful reasoning fixture (issue 26): Qwen's vocabulary and file layout, a format prior.
+register_builtin(
+    "tiny-reasoning",
+    lambda path: build_reasoning_model(path, seed=0),
+    "applies the shipped prior in seconds; without it, trains for about 2 minutes",
 )
 # The offline demo (issue 7): tiny model + weak prior, and the same after evolution rounds.
 register_builtin(

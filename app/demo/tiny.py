@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -279,22 +280,68 @@ def _generation_config(tokenizer: Qwen2Tokenizer) -> GenerationConfig:
     )
 
 
+# Qwen2.5-VL-7B-Instruct's preprocessor_config.json, as the checkpoint ships it.
+QWEN_7B_PREPROCESSOR = {
+    "min_pixels": 3136,
+    "max_pixels": 12845056,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "processor_class": "Qwen2_5_VLProcessor",
+}
+
+# Prior: (model, processor) -> marker fields; it changes the model's weights in place.
+Prior = Callable[[Qwen2_5_VLForConditionalGeneration, ImageOnlyQwen2_5_VLProcessor], dict]
+
+
+def _write_processor_like_a_checkpoint(
+    staging: Path, spec: TinySpec, tokenizer: Qwen2Tokenizer
+) -> None:
+    """The real checkpoint's layout: preprocessor_config.json, chat_template.json and the
+    template inside tokenizer_config.json (transformers 5 would write processor_config.json
+    and chat_template.jinja instead)."""
+    tokenizer.save_pretrained(staging)
+    (staging / "chat_template.jinja").unlink(missing_ok=True)
+    tok_config = json.loads((staging / "tokenizer_config.json").read_text())
+    tok_config["chat_template"] = CHAT_TEMPLATE
+    (staging / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
+    preprocessor = {**QWEN_7B_PREPROCESSOR, "min_pixels": spec.min_pixels}
+    preprocessor["max_pixels"] = spec.max_pixels
+    (staging / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+    (staging / "chat_template.json").write_text(
+        json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2) + "\n"
+    )
+
+
 def build_tiny_model(
     path: str | Path,
     *,
     vocab: Literal["small", "qwen"] = "small",
     seed: int = 0,
+    reasoning: bool | None = None,
+    prior: Prior | None = None,
     **overrides: int | float | bool,
 ) -> Path:
     """Write a random-weight Qwen2.5-VL folder (weights, tokenizer, chat template, processor).
 
     `overrides` are TinySpec fields (hidden_size, num_hidden_layers, vision_depth, max_pixels...).
-    The folder is written to a temporary sibling and renamed, so it is complete or absent.
+    vocab="qwen" writes the real checkpoint's file layout and, unless overridden, its pixel
+    bounds; it is marked as a reasoning model unless reasoning=False. `prior` trains the
+    weights before they are saved (app/demo/reasoning_prior.py). The folder is written to a
+    temporary sibling and renamed, so it is complete or absent.
     """
     known = {f.name for f in fields(TinySpec)}
     unknown = set(overrides) - known
     if unknown:
         raise TypeError(f"unknown tiny-model settings: {sorted(unknown)}; known: {sorted(known)}")
+    faithful = vocab == "qwen"
+    if faithful:
+        overrides.setdefault("min_pixels", QWEN_7B_PREPROCESSOR["min_pixels"])
+        overrides.setdefault("max_pixels", QWEN_7B_PREPROCESSOR["max_pixels"])
+    reasoning = faithful if reasoning is None else reasoning
     spec = TinySpec(**overrides)
     path = Path(path)
     tokenizer = build_tokenizer(vocab, spec)
@@ -309,15 +356,22 @@ def build_tiny_model(
     processor = ImageOnlyQwen2_5_VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
+    marker = {"vocab": vocab, "seed": seed, **asdict(spec)}
+    if reasoning:
+        marker["reasoning"] = True
+    if prior is not None:
+        marker.update(prior(model, processor))
+        model.eval()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        (staging / "evoquality_tiny.json").write_text(
-            json.dumps({"vocab": vocab, "seed": seed, **asdict(spec)}, indent=2) + "\n"
-        )
+        if faithful:
+            _write_processor_like_a_checkpoint(staging, spec, tokenizer)
+        else:
+            processor.save_pretrained(staging)
+        (staging / "evoquality_tiny.json").write_text(json.dumps(marker, indent=2) + "\n")
         if path.exists():
             shutil.rmtree(path)
         staging.rename(path)

@@ -1,0 +1,154 @@
+"""builtin:tiny-reasoning, the faithful fixture of a reasoning checkpoint (issue 26)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from transformers import AutoModelForImageTextToText, Qwen2VLImageProcessorPil
+
+from app.demo import reasoning_prior
+from app.demo.tiny import CHAT_TEMPLATE, QWEN_7B_PREPROCESSOR
+from app.quality.images import prepare_image
+from app.quality.loading import DEFAULT_MAX_PIXELS, load_model
+from app.quality.parsing import parse_choice, parse_score
+from app.quality.processor import load_processor
+
+IMAGE_PAD = 151655
+_BOXED_NUMBER = re.compile(r"</think>.*\\boxed\{\s*\d+(?:\.\d+)?\s*\}", re.S)
+
+
+def _images(seed: int, count: int, size: int = 64) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [reasoning_prior._image(rng, size)[0] for _ in range(count)]
+
+
+def test_folder_has_the_real_checkpoint_layout(tiny_reasoning_raw_dir):
+    names = {p.name for p in tiny_reasoning_raw_dir.iterdir()}
+    assert {
+        "config.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "chat_template.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+        "evoquality_tiny.json",
+    } <= names
+    # transformers 5 would write these instead; the real checkpoint has neither.
+    assert not names & {"processor_config.json", "chat_template.jinja"}
+    pre = json.loads((tiny_reasoning_raw_dir / "preprocessor_config.json").read_text())
+    assert pre == QWEN_7B_PREPROCESSOR
+    assert (pre["min_pixels"], pre["max_pixels"]) == (3136, 12845056)
+    template = json.loads((tiny_reasoning_raw_dir / "chat_template.json").read_text())
+    assert template == {"chat_template": CHAT_TEMPLATE}
+    marker = json.loads((tiny_reasoning_raw_dir / "evoquality_tiny.json").read_text())
+    assert marker["reasoning"] is True and marker["vocab"] == "qwen"
+    generation = json.loads((tiny_reasoning_raw_dir / "generation_config.json").read_text())
+    assert (generation["top_k"], generation["top_p"], generation["temperature"]) == (1, 0.001, 0.1)
+    assert generation["eos_token_id"] == [151645, 151643]
+
+
+def test_loads_back_with_qwen_vocabulary_and_reasoning_default(tiny_reasoning_dir):
+    model = AutoModelForImageTextToText.from_pretrained(tiny_reasoning_dir)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert model.get_input_embeddings().weight.shape[0] == 151936
+    assert model.generation_config.top_k == 1  # near-greedy: the project must override it
+    processor = load_processor(tiny_reasoning_dir)
+    assert processor.chat_template == CHAT_TEMPLATE
+    qm = load_model(str(tiny_reasoning_dir))
+    assert qm.reasoning_default is True
+    tok = qm.processor.tokenizer
+    assert tok.encode("Hello world", add_special_tokens=False) == [9707, 1879]
+    assert tok.convert_tokens_to_ids("<|im_start|>") == 151644
+    assert qm.eos_ids == [151645, 151643]
+    # Without a cap the loader keeps the 7B's own bound (issue 26, item 4).
+    assert qm.max_pixels == 12845056
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (4000, 3000), (300, 200)])
+def test_image_tokens_match_a_7b_processor_at_the_service_cap(tiny_reasoning_raw_dir, size):
+    qm = load_model(str(tiny_reasoning_raw_dir), max_pixels=DEFAULT_MAX_PIXELS)
+    image = Image.new("RGB", size, "gray")
+    inputs = qm.encode("score", True, [[image]])
+    got = int((inputs["input_ids"] == IMAGE_PAD).sum())
+    # A 7B's own processor (its shipped preprocessor_config.json) on the same capped image.
+    fields = ("min_pixels", "max_pixels", "patch_size", "temporal_patch_size", "merge_size")
+    real = Qwen2VLImageProcessorPil(**{k: QWEN_7B_PREPROCESSOR[k] for k in fields})
+    grid = real(images=[prepare_image(image, DEFAULT_MAX_PIXELS)], return_tensors="pt")
+    assert got == int(grid["image_grid_thw"].prod()) // 4
+    assert got <= DEFAULT_MAX_PIXELS // (28 * 28)
+    if size == (1024, 768):
+        assert got == 252
+
+
+def test_sampling_overrides_the_near_greedy_config(tiny_reasoning_raw_dir):
+    qm = load_model(str(tiny_reasoning_raw_dir))
+    (result,) = qm.score(
+        _images(0, 1), mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=6
+    )
+    # top_k=1 from generation_config.json would make every sample the same.
+    assert len(set(result.texts)) > 1
+
+
+@pytest.fixture(scope="module")
+def sampled(tiny_reasoning_dir):
+    qm = load_model(str(tiny_reasoning_dir), max_pixels=DEFAULT_MAX_PIXELS)
+    images = _images(1, 4)
+    scores = qm.score(images, mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=512)
+    return qm, images, scores
+
+
+def test_score_answers_think_at_varying_length_then_box(sampled):
+    qm, _, results = sampled
+    texts = [t for r in results for t in r.texts]
+    boxed = [t for t in texts if _BOXED_NUMBER.search(t) and parse_score(t) is not None]
+    assert len(boxed) >= 0.8 * len(texts)
+    assert all(t.lstrip().startswith("<think>") for t in texts)
+    tok = qm.processor.tokenizer
+    lengths = [len(tok.encode(t.split("</think>")[0], add_special_tokens=False)) for t in boxed]
+    assert min(lengths) < 60 and max(lengths) > 120, lengths
+    assert len({r.score for r in results}) > 1  # votes are not constant
+
+
+def test_small_token_budgets_truncate_the_reasoning(tiny_reasoning_dir):
+    qm = load_model(str(tiny_reasoning_dir))
+    (result,) = qm.score(
+        _images(2, 1), mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=16
+    )
+    assert all("\\boxed" not in t for t in result.texts)
+
+
+def test_compare_answers_box_a_choice(tiny_reasoning_dir):
+    qm = load_model(str(tiny_reasoning_dir))
+    dark, bright = (Image.new("RGB", (64, 64), (v, v, v)) for v in (30, 220))
+    qm_texts = qm._decode(
+        qm._sample(
+            "compare",
+            True,
+            [(dark, bright), (bright, dark)],
+            [4, 4],
+            qm._sampling("compare", True, 512, 1.0, 1.0, 0),
+            qm._generator(0),
+        )[0]
+        + qm._sample(
+            "compare",
+            True,
+            [(bright, dark)],
+            [4],
+            qm._sampling("compare", True, 512, 1.0, 1.0, 0),
+            qm._generator(1),
+        )[0]
+    )
+    boxed = [t for t in qm_texts if re.search(r"\\boxed\{[01]\}", t)]
+    assert len(boxed) >= 0.8 * len(qm_texts)
+    assert all(parse_choice(t) in (0, 1) for t in boxed)
+
+
+def test_shipped_prior_is_current(tiny_reasoning_dir):
+    marker = json.loads((tiny_reasoning_dir / "evoquality_tiny.json").read_text())
+    assert marker["prior"] == reasoning_prior.PRIOR_NAME
+    # A prompt or architecture change makes the shipped asset stale (builds then train for
+    # minutes): rebuild it with `python -m app.demo.reasoning_prior`.
+    assert marker["prior_source"] == "asset"
