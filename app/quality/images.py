@@ -54,11 +54,14 @@ def open_image(src: ImageSource) -> Image.Image:
 
 
 def path_loader(paths: Mapping[Hashable, str | Path]) -> Callable[[Hashable], Image.Image]:
-    """A loader from image key to an RGB image read from `paths[key]` (file closed after)."""
+    """A loader from image key to an upright RGB image read from `paths[key]` (file closed
+    after). Upright, because augment variants are made from what it returns: a variant of a
+    sideways photo would otherwise be distorted, voted on and trained on sideways."""
 
     def load(key: Hashable) -> Image.Image:
         with open_image(paths[key]) as img:
-            return img.convert("RGB") if img.mode != "RGB" else img.copy()
+            upright = ImageOps.exif_transpose(img)
+            return upright.convert("RGB") if upright.mode != "RGB" else upright  # a copy
 
     return load
 

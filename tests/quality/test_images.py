@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.quality.images import prepare_image
+from app.quality.images import path_loader, prepare_image
 
 
 def _gradient(width: int, height: int) -> Image.Image:
@@ -94,3 +94,12 @@ def test_a_prepared_image_survives_pickling():
     assert np.array_equal(np.asarray(back.image), np.asarray(image))
     for name, value in vision.items():
         assert torch.equal(back.vision[name], value), name
+
+
+def test_path_loader_returns_upright_images(tmp_path):
+    path = tmp_path / "sideways.jpg"
+    path.write_bytes(_with_orientation(_gradient(80, 40), orientation=6))
+    loaded = path_loader({"k": path})("k")
+    assert loaded.size == (40, 80) and loaded.mode == "RGB"
+    column = np.asarray(loaded)[:, 20, 0].astype(int)
+    assert abs(column[0] - column[-1]) > 100
