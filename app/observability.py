@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -31,6 +32,21 @@ ACTIVE_VERSION = Gauge(
 MODEL_SWAPS = Counter("evoq_model_swaps_total", "Hot swaps, by outcome.", ["outcome"])
 
 
+def route_label(scope: Scope) -> str:
+    """The route template that answered (`/v1/models/{version_id}`), a mount's prefix plus
+    `/{path}` for mounted apps such as the console's static files, else "unmatched" (unknown
+    paths stay one label, so the label set stays bounded)."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", "unmatched")
+    app = scope.get("app")
+    path = scope.get("path", "")
+    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+        if isinstance(candidate, Mount) and path.startswith(candidate.path + "/"):
+            return candidate.path + "/{path}"
+    return "unmatched"
+
+
 class MetricsMiddleware:
     """Counts and times HTTP requests by route template. A plain ASGI middleware: Starlette's
     BaseHTTPMiddleware spawns a task and wraps every body chunk, a cost on every request."""
@@ -53,6 +69,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_label(scope)
             HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
             HTTP_REQUESTS.labels(scope["method"], route, str(status["code"])).inc()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
@@ -10,9 +13,12 @@ from app.corpus.uploads import multipart_openapi, read_multipart
 from app.deps import ADMIN_ERRORS, get_db, get_limits, get_settings_dep, require_admin
 from app.errors import EvoqError
 from app.params import RowId
-from app.rounds import service
+from app.registry import service as registry
+from app.rounds import estimate, service
 from app.rounds.schemas import (
     ProbeSetOut,
+    RoundConfigIn,
+    RoundEstimate,
     RoundList,
     RoundOut,
     ScheduleIn,
@@ -21,6 +27,8 @@ from app.rounds.schemas import (
 )
 from app.settings import Settings
 from workers.enqueue import enqueue_round
+
+log = logging.getLogger("evoq.rounds")
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -56,7 +64,41 @@ def start_round(
         service.finish(db=db, round_id=created.id, status="failed", error=f"not queued: {exc}")
         db.commit()
         raise EvoqError("broker_unavailable", f"could not queue the round: {exc}", 503) from exc
-    return RoundOut.model_validate(created)
+    out = RoundOut.model_validate(created)
+    try:  # the round is queued either way; the estimate only informs
+        out.estimate = _estimate(db, settings, body.config)
+    except Exception as exc:
+        log.warning("no round estimate", extra={"round": created.id, "error": repr(exc)})
+    return out
+
+
+def _estimate(db: Session, settings: Settings, config: RoundConfigIn) -> RoundEstimate:
+    """`evoq plan`'s estimate for the serving version on this process's device."""
+    active = registry.get_active(db=db)
+    params = estimate.count_parameters(active.checkpoint_path) if active else None
+    found: dict[str, Any] = estimate.round_estimate(
+        config,
+        model_params=params or estimate.DEFAULT_PARAMS,
+        device=estimate.this_device(settings.device),
+        prefix_sharing=settings.generation_backend == "vllm",
+    )
+    return RoundEstimate.model_validate(found)
+
+
+@router.post(
+    "/rounds/estimate",
+    response_model=RoundEstimate,
+    summary="Estimate a round's time on this machine without starting it",
+    responses={422: {"description": "Invalid config (`problems` names each field)."}},
+)
+def estimate_round(
+    body: StartRoundIn,
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings_dep),
+) -> RoundEstimate:
+    """The same estimate POST /v1/admin/rounds answers with, from a FLOP count (`evoq plan`):
+    per stage, on this server's device, with a warning above one hour."""
+    return _estimate(db, settings, body.config)
 
 
 @router.get("/rounds", response_model=RoundList, summary="List rounds, newest first")
@@ -69,8 +111,26 @@ def list_rounds(limit: int = Query(50, ge=1, le=500), db: Session = Depends(get_
 
 @router.get("/rounds/{round_id}", response_model=RoundOut, summary="One round")
 def get_round(round_id: RowId, db: Session = Depends(get_db)) -> RoundOut:
-    """Status, progress (pairs voted, training step), gate decision and error."""
+    """Status, progress (pairs voted, training step), gate decision and error; the calibration
+    stage's score map as a summary (`/calibration` has it whole)."""
     return RoundOut.model_validate(service.get_or_raise(db=db, round_id=round_id))
+
+
+@router.get(
+    "/rounds/{round_id}/calibration",
+    summary="The calibration stage's whole record, score map included",
+    responses={404: {"description": "No such round, or it has no calibration yet."}},
+)
+def get_round_calibration(round_id: RowId, db: Session = Depends(get_db)) -> dict[str, Any]:
+    """The candidate's fit onto the reference scale: anchors, residual, rmse, raw drift and the
+    map's breakpoints (`map.xs` raw scores onto `map.ys` reference scores)."""
+    found = service.get_or_raise(db=db, round_id=round_id)
+    record = (found.progress or {}).get("calibration")
+    if not isinstance(record, dict):
+        raise EvoqError(
+            "no_calibration", f"round {round_id} has not reached its calibration stage", 404
+        )
+    return record
 
 
 @router.post("/rounds/{round_id}/cancel", response_model=RoundOut, summary="Cancel a round")

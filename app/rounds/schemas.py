@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.errors import EvoqError
 from app.params import MAX_ROW_ID
@@ -245,6 +245,36 @@ class StartRoundIn(BaseModel):
     config: RoundConfigIn = Field(default_factory=RoundConfigIn)
 
 
+class StageEstimate(BaseModel):
+    """One stage of a round's estimate."""
+
+    stage: str = Field(description="vote, train or evaluate.")
+    seconds: float
+
+
+class RoundEstimate(BaseModel):
+    """`evoq plan`'s FLOP-count estimate of a round on this server's device (not a measurement)."""
+
+    seconds: float = Field(description="Estimated wall time of the whole round.")
+    stages: list[StageEstimate]
+    device: str = Field(description="The device assumed, with its peak FLOP/s.")
+    warning: str | None = Field(
+        description="Set when the estimate exceeds the threshold (1 hour): confirm first."
+    )
+    model_params: float = Field(description="Parameters of the serving version.")
+
+
+def summarize_calibration(progress: dict[str, Any]) -> dict[str, Any]:
+    """`progress` with the calibration stage's score map (hundreds of breakpoints) reduced to its
+    method and size; GET /v1/admin/rounds/{id}/calibration has the whole map."""
+    record = progress.get("calibration")
+    if not isinstance(record, dict) or not isinstance(record.get("map"), dict):
+        return progress
+    full = record["map"]
+    summary = {"method": full.get("method"), "points": len(full.get("xs") or [])}
+    return {**progress, "calibration": {**record, "map": summary}}
+
+
 class RoundOut(BaseModel):
     """A round: status, progress, config, gate decision and error."""
 
@@ -268,6 +298,14 @@ class RoundOut(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     heartbeat_at: UtcDatetime | None
+    estimate: RoundEstimate | None = Field(
+        None, description="Only in the answer that starts a round: its estimated time here."
+    )
+
+    @field_validator("progress")
+    @classmethod
+    def _calibration_summary(cls, progress: dict[str, Any]) -> dict[str, Any]:
+        return summarize_calibration(progress)
 
 
 class RoundList(BaseModel):
