@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -80,7 +81,7 @@ def validate_image_bytes(
             _check_header(name, img, limits)
             _verify(name, img)
         with _open(name, data, limits) as img:  # verify() leaves the image unusable
-            _decode(name, img)
+            _decode(name, img, limits)
             width, height = img.size
             fmt = _FORMAT_ALIASES.get(str(img.format), str(img.format))
             pixels = None if keep_pixels is None else _model_input(name, img, keep_pixels)
@@ -100,7 +101,7 @@ def _open(name: str, data: bytes, limits: UploadLimits) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=sorted(limits.allowed_formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected(Reason.TOO_MANY_PIXELS, str(exc), name) from exc
+        raise _bomb(name, exc, limits) from exc
     except UnidentifiedImageError:
         pass
     except Exception as exc:  # any parser failure on untrusted bytes is the file's fault
@@ -151,7 +152,7 @@ def _check_header(name: str, img: Image.Image, limits: UploadLimits) -> None:
         raise UploadRejected(
             Reason.TOO_MANY_PIXELS,
             f"{width}x{height} = {width * height} pixels exceeds the limit of "
-            f"{limits.max_upload_pixels}",
+            f"{limits.max_upload_pixels} (EVOQ_MAX_UPLOAD_PIXELS)",
             name,
         )
     frames = getattr(img, "n_frames", 1)
@@ -169,12 +170,31 @@ def _verify(name: str, img: Image.Image) -> None:
         raise UploadRejected(Reason.CORRUPT_IMAGE, f"damaged image file: {exc}", name) from exc
 
 
-def _decode(name: str, img: Image.Image) -> None:
+def _bomb(name: str, exc: Exception, limits: UploadLimits) -> UploadRejected:
+    """Pillow's decompression-bomb refusal worded with the configured limit
+    (EVOQ_MAX_UPLOAD_PIXELS), not Pillow's own threshold."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else None
+    if pixels is not None and pixels <= limits.max_upload_pixels:
+        # A limit set above Pillow's own bomb threshold: Pillow still refuses the decode.
+        detail = (
+            f"{pixels} pixels is within EVOQ_MAX_UPLOAD_PIXELS ({limits.max_upload_pixels}) but "
+            f"above the decoder's decompression-bomb threshold: {exc}"
+        )
+    else:
+        claimed = f"{pixels} pixels" if pixels is not None else "the image's pixel count"
+        detail = (
+            f"{claimed} exceeds the limit of {limits.max_upload_pixels} (EVOQ_MAX_UPLOAD_PIXELS)"
+        )
+    return UploadRejected(Reason.TOO_MANY_PIXELS, detail, name)
+
+
+def _decode(name: str, img: Image.Image, limits: UploadLimits) -> None:
     """Decode every pixel so truncated or corrupt data is caught now, not at scoring time."""
     try:
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected(Reason.TOO_MANY_PIXELS, str(exc), name) from exc
+        raise _bomb(name, exc, limits) from exc
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError...
         raise UploadRejected(
             Reason.CORRUPT_IMAGE, f"the image does not decode: {exc}", name
