@@ -66,6 +66,8 @@ def celery_config(settings: Settings) -> dict:
         "broker_connection_retry_on_startup": True,
         "beat_schedule_filename": str(data_dir / "celerybeat-schedule"),
         "worker_hijack_root_logger": False,
+        # What a library prints is not a warning; progress bars are off in workers (run.py).
+        "worker_redirect_stdouts_level": "INFO",
         "beat_schedule": {
             "evoq-housekeeping": {
                 "task": "evoq.rounds.housekeeping",

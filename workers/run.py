@@ -31,12 +31,28 @@ def worker_argv(
     return argv
 
 
+# Progress bars write carriage-return frames to stderr, which Celery redirects into the log as
+# WARNING lines from `celery.redirected`; workers report progress in the round's row instead.
+QUIET_PROGRESS_ENV = {
+    "TQDM_DISABLE": "1",  # every tqdm bar (tqdm >= 4.66 reads TQDM_* defaults)
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub, and transformers through it
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # datasets.map in TRL's data preparation
+}
+
+
+def quiet_progress_bars() -> None:
+    """Turn progress bars off in this process and its children (training launches)."""
+    for key, value in QUIET_PROGRESS_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def run_worker(
     queues: list[str], pool: str, concurrency: int, beat: bool, name: str | None = None
 ) -> None:
     """Run a worker in this process until it is stopped (SIGTERM: warm shutdown)."""
     # On small machines torch's default thread count thrashes against other processes.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    quiet_progress_bars()  # before any library reads these settings at import
     from app.logs import configure_logging
     from app.settings import get_settings
     from workers.celery_app import celery_app
