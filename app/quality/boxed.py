@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 
 BOX_OPEN = "\\boxed{"
+THINK_END = "</think>"
 # Row-aligned tensors of an encoded batch that grow with the appended tokens.
 _TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
@@ -15,17 +16,23 @@ _TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 def box_prefixes(tokenizer, answers: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[bool]]:
     """Each answer's tokens up to and including its last "\\boxed{", and whether it wrote one.
 
-    An answer with no box of its own (cut off, or another format) gets the box opened after
-    it, so its answer distribution is still defined; the flag tells the caller it was forced.
+    An answer with no box of its own (cut off, looping, or another format) gets its monologue
+    closed and the box opened after it, so its answer distribution is still defined; the flag
+    tells the caller it was forced.
     """
-    opener = tokenizer.encode(BOX_OPEN, add_special_tokens=False)
     prefixes, boxed = [], []
     for answer in answers:
         answer = list(answer)
         end = _last_box_end(tokenizer, answer)
         boxed.append(end is not None)
-        prefixes.append(answer[:end] if end is not None else answer + opener)
+        prefixes.append(answer[:end] if end is not None else answer + _opener(tokenizer, answer))
     return prefixes, boxed
+
+
+def _opener(tokenizer, answer: list[int]) -> list[int]:
+    """Tokens that end an unboxed answer's monologue (if still open) and open its box."""
+    closing = "" if THINK_END in tokenizer.decode(answer) else " " + THINK_END
+    return tokenizer.encode(f"{closing} {BOX_OPEN}", add_special_tokens=False)
 
 
 def _last_box_end(tokenizer, answer: list[int]) -> int | None:

@@ -46,6 +46,7 @@ TINY_ROUND = {
     "accuracy_margin": 1.0,
     "min_parse_rate": 0.0,
     "min_score_std": 0.0,
+    "min_holdout_pairs": 1,
 }
 
 

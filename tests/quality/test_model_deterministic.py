@@ -1,11 +1,10 @@
-"""Deterministic reasoning mode: greedy reasoning up to the box, then the answer digits there.
+"""Deterministic reasoning mode: greedy reasoning up to the box, then the answer digits there;
+strict parsing of reasoning answers; the served default of a reasoning model.
 
-Runs on a reasoning-marked tiny model with Qwen's vocabulary (random weights: its greedy answers
+Runs on builtin:tiny-reasoning (format prior), on its random-weight twin (whose greedy answers
 hold no box, so the box is opened after them) and on the answer-only tiny model."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
@@ -14,18 +13,19 @@ from PIL import Image
 from app.quality.boxed import BOX_OPEN, append_continuations, box_prefixes
 from app.quality.loading import load_model
 from app.quality.model import serving_mode
+from app.quality.parsing import parse_score
 
-THINK = 6  # greedy tokens per answer: enough to exercise the path, cheap on CPU
+THINK = 6  # greedy tokens per answer on the random model: enough to exercise the path
 
 
 @pytest.fixture(scope="module")
-def reasoning(tmp_path_factory):
-    from app.demo.tiny import build_tiny_model
+def reasoning(tiny_reasoning_raw_dir):
+    return load_model(str(tiny_reasoning_raw_dir), device="cpu")
 
-    path = build_tiny_model(tmp_path_factory.mktemp("models") / "qwen-vocab", vocab="qwen")
-    marker = path / "evoquality_tiny.json"
-    marker.write_text(json.dumps({**json.loads(marker.read_text()), "reasoning": True}))
-    return load_model(str(path), device="cpu")
+
+@pytest.fixture(scope="module")
+def fixture_model(tiny_reasoning_dir):
+    return load_model(str(tiny_reasoning_dir), device="cpu")
 
 
 def _images() -> list[Image.Image]:
@@ -94,7 +94,9 @@ def test_box_prefix_ends_at_the_last_box_opening(reasoning):
     (forced,), (boxed,) = box_prefixes(
         tok, [tok.encode("<think>cut off", add_special_tokens=False)]
     )
-    assert not boxed and tok.decode(forced) == "<think>cut off" + BOX_OPEN
+    assert not boxed and tok.decode(forced) == "<think>cut off </think> " + BOX_OPEN
+    (closed,), _ = box_prefixes(tok, [tok.encode("<think>a</think> 3", add_special_tokens=False)])
+    assert tok.decode(closed) == "<think>a</think> 3 " + BOX_OPEN
 
 
 def test_append_continuations_left_pads_the_grown_rows():
@@ -109,3 +111,39 @@ def test_append_continuations_left_pads_the_grown_rows():
     assert out["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]]
     assert out["mm_token_type_ids"].tolist() == [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]]
     assert out["pixel_values"] is inputs["pixel_values"]
+
+
+def test_fixture_serves_the_same_deterministic_score_twice(fixture_model):
+    images = _images()[:2]
+    assert (
+        fixture_model.reasoning_default and fixture_model.serving_mode("score") == "deterministic"
+    )
+    first = fixture_model.score(images, max_new_tokens=48)  # the served default
+    second = fixture_model.score(images, mode="deterministic", max_new_tokens=48)
+    assert [r.score for r in first] == [r.score for r in second]
+    assert all(1.0 <= r.score <= 5.0 and 0 < r.tokens <= 48 for r in first)
+
+
+def test_fixture_default_asks_the_reasoning_prompt(fixture_model, monkeypatch):
+    asked = []
+    encode = fixture_model.encode
+
+    def spy(task, use_reasoning, rows):  # noqa: ANN001, ANN202
+        asked.append((task, use_reasoning))
+        return encode(task, use_reasoning, rows)
+
+    monkeypatch.setattr(fixture_model, "encode", spy)
+    fixture_model.score(_images()[:1], max_new_tokens=16)
+    fixture_model.compare([tuple(_images()[:2])], max_new_tokens=16)
+    assert set(asked) == {("score", True), ("compare", True)}
+
+
+def test_fixture_sampled_answers_parse_only_from_their_box(fixture_model):
+    (full,) = fixture_model.score(_images()[:1], mode="sampled", n=4, seed=0, return_texts=True)
+    boxed = [t for t in full.texts if BOX_OPEN in t]
+    assert boxed and full.valid == sum(parse_score(t, reasoning=True) is not None for t in boxed)
+    # Cut off inside the monologue: whatever numbers the text holds, no sample is a score.
+    (cut,) = fixture_model.score(_images()[:1], mode="sampled", n=4, seed=0, max_new_tokens=12,
+                                 return_texts=True)  # fmt: skip
+    assert all(BOX_OPEN not in t for t in cut.texts)
+    assert (cut.valid, cut.score) == (0, None)
