@@ -46,6 +46,9 @@ def tiny_reasoning_raw_dir(tmp_path_factory):
     return build_tiny_model(path, vocab="qwen", reasoning=True, seed=0)
 
 
+# trylast: after a shuffle (-p random_order), so the stable sort keeps the shuffled order within
+# each group and still puts the longest module first.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Modules holding a `longest` test run first: under pytest-xdist (README's test command,
     `-n 2 --dist loadscope`) the demo rebuild then overlaps every other module instead of
