@@ -4,8 +4,11 @@ TRL repeats every prompt `num_generations` times; for a vision-language model ea
 vision tower and the whole prompt again, in sampling, in the reference model's log-probabilities
 and in the policy's forward and backward. Here each distinct prompt is prefilled once and its KV
 cache replicated for its G completions; gradients flow through the shared prefill, so the loss
-and its gradient are TRL's up to float rounding. Where the shortcut does not apply (several
-processes, another architecture, options it does not cover) TRL's own path runs.
+and its gradient are TRL's up to float rounding. Log-probabilities come from the backbone's
+hidden states through TRL's chunked kernel, so no (rows, length, vocabulary) logits exist, and
+a generation batch is processed one micro-batch at a time, as TRL does. Where the shortcut does
+not apply (several processes, another architecture, options it does not cover, checkpointed
+layers, which keep no KV cache) TRL's own path runs.
 """
 
 from __future__ import annotations

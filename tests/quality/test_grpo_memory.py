@@ -110,6 +110,32 @@ def test_gradient_checkpointing_trains_in_one_process(
     assert taken == [(False, True), (True, False)]
 
 
+def test_a_generation_batch_is_scored_one_micro_batch_at_a_time(
+    tiny_answering_model_dir, images, tmp_path, monkeypatch
+):
+    rows = []
+    logps = grpo_prefix.shared_prefix_logps
+
+    def spy(model, input_ids, *args, **kwargs):
+        result = logps(model, input_ids, *args, **kwargs)
+        rows.append((input_ids.size(0), result is not None))
+        return result
+
+    monkeypatch.setattr(grpo_prefix, "shared_prefix_logps", spy)
+    config = GRPORoundConfig(
+        num_generations=G,
+        pairs_per_step=2,
+        gradient_accumulation_steps=2,
+        max_steps=1,
+        max_completion_length=4,
+        device="cpu",
+    )
+    train_grpo(tiny_answering_model_dir, _votes(), images.__getitem__, config, tmp_path / "out")
+    # 16 completions per step in micro-batches of 8: the no-gradient passes over the whole
+    # generation batch (reference, old policy) take 8 rows at a time too, still shared.
+    assert len(rows) >= 4 and set(rows) == {(8, True)}
+
+
 @pytest.mark.slow
 def test_gradient_checkpointing_trains_under_accelerate_launch(
     tiny_answering_model_dir, images, tmp_path
