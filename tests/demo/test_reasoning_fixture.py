@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, Qwen2VLImageProcessorPil
 
@@ -14,9 +15,22 @@ from app.quality.images import prepare_image
 from app.quality.loading import DEFAULT_MAX_PIXELS, load_model
 from app.quality.parsing import parse_choice, parse_score
 from app.quality.processor import load_processor
+from app.quality.sampling import SamplingParams, sample_continuations
 
 IMAGE_PAD = 151655
 _BOXED_NUMBER = re.compile(r"</think>.*\\boxed\{\s*\d+(?:\.\d+)?\s*\}", re.S)
+
+
+@pytest.fixture(scope="module")
+def raw(tiny_reasoning_raw_dir):
+    """The random-weight fixture loaded once, capped at the service's default pixel bound."""
+    return load_model(str(tiny_reasoning_raw_dir), max_pixels=DEFAULT_MAX_PIXELS)
+
+
+@pytest.fixture(scope="module")
+def prior(tiny_reasoning_dir):
+    """The fixture with its format prior, loaded once at the service's default pixel bound."""
+    return load_model(str(tiny_reasoning_dir), max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def _images(seed: int, count: int, size: int = 64) -> list[Image.Image]:
@@ -68,10 +82,9 @@ def test_loads_back_with_qwen_vocabulary_and_reasoning_default(tiny_reasoning_di
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (4000, 3000), (300, 200)])
-def test_image_tokens_match_a_7b_processor_at_the_service_cap(tiny_reasoning_raw_dir, size):
-    qm = load_model(str(tiny_reasoning_raw_dir), max_pixels=DEFAULT_MAX_PIXELS)
+def test_image_tokens_match_a_7b_processor_at_the_service_cap(raw, size):
     image = Image.new("RGB", size, "gray")
-    inputs = qm.encode("score", True, [[image]])
+    inputs = raw.encode("score", True, [[image]])
     got = int((inputs["input_ids"] == IMAGE_PAD).sum())
     # A 7B's own processor (its shipped preprocessor_config.json) on the same capped image.
     fields = ("min_pixels", "max_pixels", "patch_size", "temporal_patch_size", "merge_size")
@@ -83,67 +96,47 @@ def test_image_tokens_match_a_7b_processor_at_the_service_cap(tiny_reasoning_raw
         assert got == 252
 
 
-def test_sampling_overrides_the_near_greedy_config(tiny_reasoning_raw_dir):
-    qm = load_model(str(tiny_reasoning_raw_dir))
-    (result,) = qm.score(
+def test_sampling_overrides_the_near_greedy_config(raw):
+    (result,) = raw.score(
         _images(0, 1), mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=6
     )
     # top_k=1 from generation_config.json would make every sample the same.
     assert len(set(result.texts)) > 1
 
 
-@pytest.fixture(scope="module")
-def sampled(tiny_reasoning_dir):
-    qm = load_model(str(tiny_reasoning_dir), max_pixels=DEFAULT_MAX_PIXELS)
-    images = _images(1, 4)
-    scores = qm.score(images, mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=512)
-    return qm, images, scores
-
-
-def test_score_answers_think_at_varying_length_then_box(sampled):
-    qm, _, results = sampled
+def test_score_answers_think_at_varying_length_then_box(prior):
+    results = prior.score(
+        _images(1, 2), mode="sampled", n=5, return_texts=True, seed=0, max_new_tokens=400
+    )
     texts = [t for r in results for t in r.texts]
+    assert all(t.startswith("<think>") for t in texts)
     boxed = [t for t in texts if _BOXED_NUMBER.search(t) and parse_score(t) is not None]
     assert len(boxed) >= 0.8 * len(texts)
-    assert all(t.lstrip().startswith("<think>") for t in texts)
-    tok = qm.processor.tokenizer
+    tok = prior.processor.tokenizer
     lengths = [len(tok.encode(t.split("</think>")[0], add_special_tokens=False)) for t in boxed]
     assert min(lengths) < 60 and max(lengths) > 120, lengths
-    assert len({r.score for r in results}) > 1  # votes are not constant
+    assert len({parse_score(t) for t in boxed}) > 1  # votes are not constant
 
 
-def test_small_token_budgets_truncate_the_reasoning(tiny_reasoning_dir):
-    qm = load_model(str(tiny_reasoning_dir))
-    (result,) = qm.score(
-        _images(2, 1), mode="sampled", n=6, return_texts=True, seed=0, max_new_tokens=16
+def test_small_token_budgets_truncate_the_reasoning(prior):
+    (result,) = prior.score(
+        _images(2, 1), mode="sampled", n=4, return_texts=True, seed=0, max_new_tokens=12
     )
-    assert all("\\boxed" not in t for t in result.texts)
+    assert all(t.startswith("<think>") and "\\boxed" not in t for t in result.texts)
 
 
-def test_compare_answers_box_a_choice(tiny_reasoning_dir):
-    qm = load_model(str(tiny_reasoning_dir))
-    dark, bright = (Image.new("RGB", (64, 64), (v, v, v)) for v in (30, 220))
-    qm_texts = qm._decode(
-        qm._sample(
-            "compare",
-            True,
-            [(dark, bright), (bright, dark)],
-            [4, 4],
-            qm._sampling("compare", True, 512, 1.0, 1.0, 0),
-            qm._generator(0),
-        )[0]
-        + qm._sample(
-            "compare",
-            True,
-            [(bright, dark)],
-            [4],
-            qm._sampling("compare", True, 512, 1.0, 1.0, 0),
-            qm._generator(1),
-        )[0]
-    )
-    boxed = [t for t in qm_texts if re.search(r"\\boxed\{[01]\}", t)]
-    assert len(boxed) >= 0.8 * len(qm_texts)
-    assert all(parse_choice(t) in (0, 1) for t in boxed)
+def test_compare_answers_box_a_choice(prior):
+    qm = prior
+    dark, bright = _images(3, 2)
+    rows = [(dark, bright), (bright, dark)]
+    params = SamplingParams(max_new_tokens=400, eos_token_ids=qm.eos_ids)
+    gen = torch.Generator().manual_seed(0)
+    samples = sample_continuations(qm.model, qm.encode("compare", True, rows), [4, 4], params, gen)
+    tok = qm.processor.tokenizer
+    texts = [tok.decode(seq, skip_special_tokens=True) for seqs in samples for seq in seqs]
+    boxed = [t for t in texts if re.search(r"</think>.*\\boxed\{[01]\}", t, re.S)]
+    assert len(boxed) >= 0.8 * len(texts)
+    assert {parse_choice(t) for t in boxed} <= {0, 1}
 
 
 def test_shipped_prior_is_current(tiny_reasoning_dir):
