@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.badinputs import image_bytes, zip_bytes
+from tests.e2e.conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -105,9 +106,12 @@ def test_corpus_upload_dedupes_and_lists_and_deletes(api_server) -> None:
     stored = list(api_server.data_dir.glob(f"images/*/*/{sha_a}.png"))
     assert len(stored) == 1 and stored[0].read_bytes() == a
 
-    assert httpx.delete(f"{api_server.url}/v1/corpus/images/{sha_a}").status_code == 204
+    delete = f"{api_server.url}/v1/corpus/images/{sha_a}"
+    assert httpx.delete(delete).status_code == 401  # a token is configured: deleting needs it
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert httpx.delete(delete, headers=auth).status_code == 204
     assert not stored[0].exists()
-    assert httpx.delete(f"{api_server.url}/v1/corpus/images/{sha_a}").status_code == 404
+    assert httpx.delete(delete, headers=auth).status_code == 404
     after = httpx.get(f"{api_server.url}/v1/corpus").json()
     assert after["images"] == stats["images"] - 1
 
@@ -149,7 +153,6 @@ def test_a_failed_load_keeps_the_old_model_serving(api_server) -> None:
 
     from app.db import make_engine
     from app.registry import service as registry
-    from tests.e2e.conftest import ADMIN_TOKEN
 
     broken = api_server.data_dir / "models" / "broken"
     broken.mkdir(parents=True)
