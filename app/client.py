@@ -28,7 +28,7 @@ from app.registry.schemas import ActivationOut, ModelsOut, VersionOut
 from app.scoring.schemas import CompareResponse, ScoreResponse
 
 if TYPE_CHECKING:
-    from app.rounds.schemas import RoundConfigIn, RoundList, RoundOut
+    from app.rounds.schemas import RoundConfigIn, RoundEstimate, RoundList, RoundOut
 
 __all__ = ["ApiError", "AsyncClient", "Client", "ImageInput", "image_files", "plan_batches"]
 
@@ -96,6 +96,12 @@ def _parse(response: httpx.Response, model: type[T] | None) -> T | None:
     if response.status_code >= 400:
         raise _error(response)
     return None if model is None else model.model_validate(response.json())
+
+
+def _whoami(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise _error(response)
+    return response.json()
 
 
 def _parse_upload(response: httpx.Response) -> UploadResponse:
@@ -240,6 +246,10 @@ class _Build:
         return _Request("POST", "/v1/admin/rounds", json=_config_json(config), admin=True)
 
     @staticmethod
+    def estimate_round(config: RoundConfigIn | dict[str, Any] | None) -> _Request:
+        return _Request("POST", "/v1/admin/rounds/estimate", json=_config_json(config), admin=True)
+
+    @staticmethod
     def get_round(round_id: int) -> _Request:
         return _Request("GET", f"/v1/admin/rounds/{round_id}", admin=True)
 
@@ -267,6 +277,7 @@ class _Build:
 
 LIST_MODELS = _Request("GET", "/v1/models")
 LIMITS = _Request("GET", "/v1/corpus/limits")
+WHOAMI = _Request("GET", "/v1/auth/whoami")
 CORPUS = _Request("GET", "/v1/corpus")
 
 
@@ -372,6 +383,10 @@ class Client(_Base):
         """The server's upload limits (GET /v1/corpus/limits)."""
         return self.call(LIMITS, UploadLimits)
 
+    def whoami(self) -> dict[str, Any]:
+        """The token's role and what it may do: {"role": ..., "can": {...}}."""
+        return _whoami(self._send(WHOAMI))
+
     def corpus(self) -> CorpusStats:
         """Corpus totals."""
         return self.call(CORPUS, CorpusStats)
@@ -407,6 +422,10 @@ class Rounds:
     def start(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundOut:
         """Start a round; config fields not given keep their defaults."""
         return self._c.call(_Build.start_round(config), _rounds().RoundOut)
+
+    def estimate(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundEstimate:
+        """The round's estimated time on the server's device, without starting it."""
+        return self._c.call(_Build.estimate_round(config), _rounds().RoundEstimate)
 
     def get(self, round_id: int) -> RoundOut:
         """One round: status, progress, gate."""
@@ -510,6 +529,10 @@ class AsyncClient(_Base):
         """The server's upload limits."""
         return await self.call(LIMITS, UploadLimits)
 
+    async def whoami(self) -> dict[str, Any]:
+        """The token's role and what it may do."""
+        return _whoami(await self._send(WHOAMI))
+
     async def corpus(self) -> CorpusStats:
         """Corpus totals."""
         return await self.call(CORPUS, CorpusStats)
@@ -539,6 +562,10 @@ class AsyncRounds:
     async def start(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundOut:
         """Start a round."""
         return await self._c.call(_Build.start_round(config), _rounds().RoundOut)
+
+    async def estimate(self, config: RoundConfigIn | dict[str, Any] | None = None) -> RoundEstimate:
+        """The round's estimated time on the server's device, without starting it."""
+        return await self._c.call(_Build.estimate_round(config), _rounds().RoundEstimate)
 
     async def get(self, round_id: int) -> RoundOut:
         """One round."""

@@ -72,6 +72,8 @@ def test_client_scores_compares_and_raises_the_api_error(server, tmp_path) -> No
     with Client(server.url, token="wrong") as api, pytest.raises(ApiError) as forbidden:
         api.models.rollback()
     assert forbidden.value.code == "forbidden"
+    with Client(server.url) as api:
+        assert api.whoami()["role"] == "anonymous"
     with Client("http://127.0.0.1:9") as api, pytest.raises(ApiError) as down:
         api.models.list()
     assert down.value.code == "unreachable"
@@ -100,8 +102,15 @@ def test_client_rounds_start_cancel_wait_and_registry(server, tmp_path) -> None:
     with Client(server.url, token=ADMIN_TOKEN) as api:
         if api.corpus().images < 4:
             api.upload([_folder(tmp_path / "pool", 6, seed=300, broken=False)])
+        assert api.whoami() == {
+            "role": "admin",
+            "can": {"score": True, "upload": True, "delete": True, "admin": True},
+        }
+        estimate = api.rounds.estimate({"pairs": 4, "votes": 2, "max_steps": 1})
+        assert estimate.seconds > 0 and estimate.warning is None and estimate.device
         started = api.rounds.start({"pairs": 4, "votes": 2, "max_steps": 1})
         assert isinstance(started, RoundOut) and started.status == "pending"
+        assert started.estimate.seconds == pytest.approx(estimate.seconds)
         assert started.config["pairs"] == 4 and started.config["votes"] == 2
         assert api.rounds.get(started.id).id == started.id
         assert started.id in [r.id for r in api.rounds.list().items]
