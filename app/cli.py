@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(help="EvoQuality: a self-improving image-quality service.", no_args_is_help=True)
+# The modes of QualityModel.score; "auto" is the model's serving mode (app.quality.model).
+SCORE_MODES = ("auto", "deterministic", "fast", "sampled")
 
 
 @app.command()
@@ -206,7 +208,12 @@ def evaluate(
     images: str = typer.Option(..., help="Folder holding the images named in the CSV."),
     labels: str = typer.Option(..., help="CSV with columns filename,mos (higher = better)."),
     model: str | None = typer.Option(None, help=_model_help()),
-    mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of n samples)."),
+    mode: str = typer.Option(
+        "auto",
+        help="auto (the model's serving mode: deterministic for a reasoning model, else fast), "
+        "deterministic (greedy reasoning, then the rating digits at the box), fast (one "
+        "forward) or sampled (mean of n samples).",
+    ),
     samples: int = typer.Option(8, min=1, help="Samples per image in sampled mode."),
     plot: str = typer.Option("eval-scatter.png", help="Where to write the scatter plot (PNG)."),
     out: str | None = typer.Option(
@@ -231,8 +238,8 @@ def evaluate(
     )
     from app.records import check_suffix, write_records
 
-    if mode not in ("fast", "sampled"):
-        raise _fail("--mode must be fast or sampled")
+    if mode not in SCORE_MODES:
+        raise _fail(f"--mode must be one of {', '.join(SCORE_MODES)}")
     if not Path(images).is_dir():
         raise _fail(f"images folder not found: {images}")
     try:
@@ -248,7 +255,7 @@ def evaluate(
         report = run_eval(
             loaded,
             rows,
-            mode=mode,
+            mode=loaded.serving_mode("score") if mode == "auto" else mode,
             n=samples,
             seed=seed,
             batch_size=batch_size,
@@ -283,7 +290,11 @@ def score(
     model: str | None = typer.Option(
         None, help="Score in this process, no server: " + _model_help()
     ),
-    mode: str = typer.Option("fast", help="fast (one forward) or sampled (mean of samples)."),
+    mode: str = typer.Option(
+        "auto",
+        help="auto (the model's serving mode: deterministic for a reasoning model, else fast), "
+        "deterministic, fast (one forward) or sampled (mean of samples).",
+    ),
     samples: int = typer.Option(8, min=1, max=64, help="Samples per image in sampled mode."),
     out: str | None = typer.Option(
         None, help="Write filename,sha256,score,std,version to a .csv or .jsonl file."
@@ -304,8 +315,8 @@ def score(
 
     if server and model:
         raise _fail("give --server or --model, not both")
-    if mode not in ("fast", "sampled"):
-        raise _fail("--mode must be fast or sampled")
+    if mode not in SCORE_MODES:
+        raise _fail(f"--mode must be one of {', '.join(SCORE_MODES)}")
     try:
         out_path = check_suffix(out) if out else None
     except ValueError as exc:

@@ -363,7 +363,7 @@ class Client(_Base):
         self,
         images: ImageInput | Sequence[ImageInput],
         *,
-        mode: str = "fast",
+        mode: str = "auto",
         samples: int = 8,
         explain: bool = False,
         store: bool = False,
@@ -374,7 +374,7 @@ class Client(_Base):
         )
 
     def compare(
-        self, a: ImageInput, b: ImageInput, *, mode: str = "logits", votes: int = 32
+        self, a: ImageInput, b: ImageInput, *, mode: str = "auto", votes: int = 32
     ) -> CompareResponse:
         """Probability that `a` has better quality than `b`."""
         return self.call(_Build.compare(a, b, mode, votes), CompareResponse)
@@ -510,7 +510,7 @@ class AsyncClient(_Base):
         self,
         images: ImageInput | Sequence[ImageInput],
         *,
-        mode: str = "fast",
+        mode: str = "auto",
         samples: int = 8,
         explain: bool = False,
         store: bool = False,
@@ -520,7 +520,7 @@ class AsyncClient(_Base):
         return await self.call(request, ScoreResponse)
 
     async def compare(
-        self, a: ImageInput, b: ImageInput, *, mode: str = "logits", votes: int = 32
+        self, a: ImageInput, b: ImageInput, *, mode: str = "auto", votes: int = 32
     ) -> CompareResponse:
         """Probability that `a` has better quality than `b`."""
         return await self.call(_Build.compare(a, b, mode, votes), CompareResponse)

@@ -23,8 +23,8 @@ RATINGS = (1, 2, 3, 4, 5)
 MAX_NEW_TOKENS = {("score", True): 1024, ("score", False): 8, ("compare", True): 1024}
 MAX_NEW_TOKENS[("compare", False)] = 1
 
-ScoreMode = Literal["fast", "deterministic", "sampled"]
-CompareMode = Literal["logits", "deterministic", "sampled"]
+ScoreMode = Literal["auto", "fast", "deterministic", "sampled"]
+CompareMode = Literal["auto", "logits", "deterministic", "sampled"]
 
 
 def serving_mode(task: str, reasoning: bool) -> str:
@@ -202,7 +202,7 @@ class QualityModel:
         seed: int | None = None,
         max_new_tokens: int | None = None,
     ) -> list[ScoreResult]:
-        """Quality score per image; mode None is this model's serving_mode("score").
+        """Quality score per image; mode None (or "auto") is this model's serving_mode("score").
 
         fast: expected rating under the next-token distribution over "1".."5" (one forward,
         deterministic). It always uses the answer-only prompt: with reasoning the first token
@@ -211,7 +211,7 @@ class QualityModel:
         greedy answer per image, `tokens` long); without reasoning the same as fast. sampled:
         n parsed responses; mean, std and valid count.
         """
-        mode = self.serving_mode("score") if mode is None else mode
+        mode = self.serving_mode("score") if mode in (None, "auto") else mode
         if mode not in ("fast", "deterministic", "sampled"):
             raise ValueError(f"mode must be 'fast', 'deterministic' or 'sampled', not {mode!r}")
         reasoning = self.reasoning_default if reasoning is None else reasoning
@@ -294,15 +294,15 @@ class QualityModel:
         seed: int | None = None,
         max_new_tokens: int | None = None,
     ) -> list[CompareResult]:
-        """Probability that the first image of each pair is better; mode None is this model's
-        serving_mode("compare").
+        """Probability that the first image of each pair is better; mode None (or "auto") is this
+        model's serving_mode("compare").
 
         logits: P("0") vs P("1") at the answer position of the answer-only prompt, averaged
         over both orders (the K->inf limit of the vote). deterministic: with reasoning, the
         same at the box of each order's greedy reasoning answer; without, the same as logits.
         sampled: k votes, each in a randomly swapped order mapped back.
         """
-        mode = self.serving_mode("compare") if mode is None else mode
+        mode = self.serving_mode("compare") if mode in (None, "auto") else mode
         if mode not in ("logits", "deterministic", "sampled"):
             raise ValueError(f"mode must be 'logits', 'deterministic' or 'sampled', not {mode!r}")
         reasoning = self.reasoning_default if reasoning is None else reasoning
