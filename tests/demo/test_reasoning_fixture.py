@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, Qwen2VLImageProcessorPil
 
 from app.demo import reasoning_prior
-from app.demo.tiny import CHAT_TEMPLATE, QWEN_7B_PREPROCESSOR
+from app.demo.tiny import CHAT_TEMPLATE, QWEN_7B_PREPROCESSOR, build_tiny_model
 from app.quality.images import prepare_image
 from app.quality.loading import DEFAULT_MAX_PIXELS, load_model
 from app.quality.parsing import parse_choice, parse_score
@@ -145,3 +146,41 @@ def test_shipped_prior_is_current(tiny_reasoning_dir):
     # A prompt or architecture change makes the shipped asset stale (builds then train for
     # minutes): rebuild it with `python -m app.demo.reasoning_prior`.
     assert marker["prior_source"] == "asset"
+
+
+def test_without_a_fitting_asset_the_prior_trains_only_its_rows(tiny_reasoning_raw_dir, tmp_path):
+    # Other settings than the shipped asset's: it does not fit, so the prior trains.
+    config = reasoning_prior.ReasoningPriorConfig(steps=2, max_think_tokens=20, negatives=256)
+    path = build_tiny_model(
+        tmp_path / "trained", vocab="qwen", prior=reasoning_prior.reasoning_prior(config)
+    )
+    assert json.loads((path / "evoquality_tiny.json").read_text())["prior_source"] == "trained"
+    before = load_file(tiny_reasoning_raw_dir / "model.safetensors")
+    after = load_file(path / "model.safetensors")
+    name = next(k for k in before if k.endswith("embed_tokens.weight"))
+    changed = (before[name] != after[name]).any(1).nonzero().squeeze(1)
+    assert 50 < len(changed) < 1000  # the prior's own tokens; the other ~151k rows as built
+    merger = "visual.merger.mlp.0.weight"
+    assert not torch.equal(before[merger], after[merger])
+
+    # The asset format round-trips onto the seeded init, and only for its own key.
+    trained_model = AutoModelForImageTextToText.from_pretrained(path)
+    data = reasoning_prior.asset_bytes(trained_model, changed, "key")
+    model = AutoModelForImageTextToText.from_pretrained(tiny_reasoning_raw_dir)
+    assert reasoning_prior.apply_asset(model, data, "other key") is False
+    assert reasoning_prior.apply_asset(model, data, "key") is True
+    expected = trained_model.state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+
+
+def test_cli_writes_the_builtin(tiny_reasoning_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["make-tiny-model", str(out), "--reasoning"])
+    assert result.exit_code == 0, result.output
+    for name in ("model.safetensors", "evoquality_tiny.json", "preprocessor_config.json"):
+        assert (out / name).read_bytes() == (tiny_reasoning_dir / name).read_bytes()

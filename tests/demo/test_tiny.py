@@ -124,3 +124,18 @@ def test_registered_builtin_and_failed_build_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         resolve_model_source("builtin:crashy", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-wide"]
+
+
+def test_small_vocab_does_not_follow_prompt_rewording(monkeypatch):
+    # The tiny and demo models must stay byte-identical when the service's prompts change.
+    before = build_tokenizer("small").get_vocab()
+    monkeypatch.setattr(prompts, "REASONING_INSTRUCTION", "Reason step by step, then box it.")
+    monkeypatch.setattr(prompts, "SCORE_PROMPT", "Rate this picture from 1 to 5.")
+    assert build_tokenizer("small").get_vocab() == before
+    assert len(before) == 551
+
+
+def test_small_vocab_marker_is_answer_only(tiny_model_dir):
+    marker = json.loads((tiny_model_dir / "evoquality_tiny.json").read_text())
+    assert "reasoning" not in marker and marker["vocab"] == "small"
+    assert (tiny_model_dir / "processor_config.json").is_file()
