@@ -1,10 +1,11 @@
 """Who may do what, against real servers: every endpoint x no token / wrong token / read /
 write / admin, on three configurations (admin token only; admin + write; admin + write +
-read). One server per configuration; ~10 s each."""
+read). One server per configuration, all three up for the whole module (~15 s each to start)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -59,11 +60,17 @@ EXPECTED: dict[str, dict[str, dict[str, object]]] = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CONFIGS))
-def server(request, tmp_path_factory) -> Iterator[tuple[str, Server]]:
-    config = request.param
-    with running_server(tmp_path_factory.mktemp(f"roles-{config}"), **CONFIGS[config]) as running:
-        yield config, running
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory) -> Iterator[dict[str, Server]]:
+    """One server per configuration, all started once: the tests may run in any order (a
+    shuffled run) without restarting servers."""
+    with ExitStack() as stack:
+        yield {
+            config: stack.enter_context(
+                running_server(tmp_path_factory.mktemp(f"roles-{config}"), **env)
+            )
+            for config, env in CONFIGS.items()
+        }
 
 
 def _png(seed: int) -> bytes:
@@ -169,8 +176,9 @@ ENDPOINTS = {
 
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
-def test_role_matrix(server, endpoint: str, credential: str) -> None:
-    config, running = server
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_role_matrix(servers, config: str, endpoint: str, credential: str) -> None:
+    running = servers[config]
     action, success, call = ENDPOINTS[endpoint]
     expected = EXPECTED[action][config][credential]
     response = call(running.url, _auth(CREDENTIALS[credential]))
@@ -184,8 +192,9 @@ def test_role_matrix(server, endpoint: str, credential: str) -> None:
 
 
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
-def test_whoami_names_the_role_and_what_it_allows(server, credential: str) -> None:
-    config, running = server
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_whoami_names_the_role_and_what_it_allows(servers, config: str, credential: str) -> None:
+    running = servers[config]
     response = httpx.get(f"{running.url}/v1/auth/whoami", headers=_auth(CREDENTIALS[credential]))
     expected = {a: EXPECTED[a][config][credential] for a in EXPECTED}
     if all(outcome == 403 for outcome in expected.values()):  # a token matching no role
