@@ -4,6 +4,8 @@ Stepping bf16 weights rounds an update of 3e-7 away on nearly every weight (bf16
 0.02 is ~1e-4): the issue measured 0.47% of weights changed in bf16 against 99.96% in fp32.
 """
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,37 @@ def test_precision_sets_autocast_and_never_the_weight_dtype(precision, autocast,
     args = _trl_config(config, tmp_path, n_steps=1)
     assert args.bf16 is autocast
     assert args.model_init_kwargs["dtype"] == "float32"
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("bf16", True), ("fp32", False)])
+@pytest.mark.parametrize("shared_prefill", [True, False])
+def test_rollouts_sample_under_the_training_autocast(
+    tiny_answering_model_dir, images, tmp_path, monkeypatch, precision, expected, shared_prefill
+):
+    """fp32 master weights must not make rollouts run in fp32: sampling forwards see the same
+    autocast as the log-prob passes (bf16 when the round trains in bf16). Accelerate wraps the
+    prepared model's forward in autocast; the shared-prefill sampler must keep calling it."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    seen: list[bool] = []
+    forward = Qwen2_5_VLForConditionalGeneration.forward
+
+    @functools.wraps(forward)  # generate() checks its kwargs against forward's signature
+    def recording(self, *args, **kwargs):
+        if not torch.is_grad_enabled():  # sampling and reference passes, not the update
+            seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Qwen2_5_VLForConditionalGeneration, "forward", recording)
+    config = GRPORoundConfig(
+        num_generations=4,
+        beta=0.0,
+        pairs_per_step=2,
+        max_steps=1,
+        max_completion_length=4,
+        device="cpu",
+        precision=precision,
+        shared_prefill=shared_prefill,
+    )
+    train_grpo(tiny_answering_model_dir, _votes(), images.__getitem__, config, tmp_path / "c")
+    assert seen and set(seen) == {expected}
