@@ -53,19 +53,13 @@ def append_continuations(inputs: dict, continuations: Sequence[Sequence[int]], p
     for i, extra in enumerate(continuations):
         keep = mask[i].bool()
         tail = torch.tensor(list(extra), dtype=torch.long, device=mask.device)
-        rows.append(
-            {
-                "input_ids": torch.cat([inputs["input_ids"][i][keep], tail]),
-                "attention_mask": torch.ones(
-                    int(keep.sum()) + len(tail), dtype=mask.dtype, device=mask.device
-                ),  # fmt: skip
-                "mm_token_type_ids": torch.cat(
-                    [inputs["mm_token_type_ids"][i][keep], torch.zeros_like(tail)]
-                )
-                if "mm_token_type_ids" in inputs
-                else None,
-            }
-        )
+        row = {"input_ids": torch.cat([inputs["input_ids"][i][keep], tail])}
+        row["attention_mask"] = torch.ones_like(row["input_ids"])
+        if "mm_token_type_ids" in inputs:  # the appended answer is text
+            row["mm_token_type_ids"] = torch.cat(
+                [inputs["mm_token_type_ids"][i][keep], torch.zeros_like(tail)]
+            )
+        rows.append(row)
     width = max(len(row["input_ids"]) for row in rows)
     out = dict(inputs)
     for key in _TEXT_KEYS:

@@ -177,8 +177,10 @@ def evaluate_on_pairs(
     by_key = dict(scores) if scores is not None else {}
     missing = [v for v in labelled if v.a not in by_key or v.b not in by_key]
     if missing:
-        by_key.update(holdout_scores(model, missing, images.__getitem__, mode=mode,
-                                     samples=samples, seed=seed))  # fmt: skip
+        taken = holdout_scores(
+            model, missing, images.__getitem__, mode=mode, samples=samples, seed=seed
+        )
+        by_key.update(taken)
     labels = [v.p_star for v in labelled]
     by_score = [_pair_probability(by_key[v.a], by_key[v.b]) for v in labelled]
     compare_mode = _compare_mode(model, mode)

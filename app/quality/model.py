@@ -340,7 +340,7 @@ class QualityModel:
                 2 - sum(boxed[2 * i : 2 * i + 2]),
                 "deterministic",
                 sum(tokens[2 * i : 2 * i + 2]),
-            )  # fmt: skip
+            )
             for i, p in enumerate(_p_first(logits))
         ]
 
