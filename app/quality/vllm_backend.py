@@ -170,7 +170,13 @@ class VLLMQualityModel(QualityModel):
             stop_token_ids=list(params.eos_token_ids),
             logprob_token_ids=None,
         )
-        return [out["samples"] for out in outputs]
+        # vLLM keeps the stop token in token_ids; HF's continuations end before it.
+        stop = set(params.eos_token_ids)
+        return [[_before(seq, stop) for seq in out["samples"]] for out in outputs]
+
+
+def _before(seq: list[int], stop: set[int]) -> list[int]:
+    return next((seq[:i] for i, token in enumerate(seq) if token in stop), seq)
 
 
 def load_vllm_model(source: str, *, python: str | Path, **load_options: Any) -> VLLMQualityModel:

@@ -108,6 +108,17 @@ def test_sampled_votes_agree_with_hf_in_distribution(models, images):
     assert abs(invalid_hf - invalid_vllm) < 0.15, (invalid_hf, invalid_vllm)
 
 
+def test_deterministic_reasoning_scores_match_hf(models, images):
+    # Greedy reasoning up to the box, then the rating digits there: vLLM gets the answer so far
+    # back as prompt text, HF as token ids; both read the same distribution.
+    hf, vllm_model = models
+    few = [images[k] for k in range(3)]
+    options = {"mode": "deterministic", "reasoning": True, "max_new_tokens": 4}
+    for h, v in zip(hf.score(few, **options), vllm_model.score(few, **options), strict=True):
+        assert v.tokens == h.tokens and v.valid == h.valid
+        assert v.score == pytest.approx(h.score, abs=1e-3)
+
+
 def test_the_api_serves_scores_from_a_vllm_engine(models, model_dir, images, tmp_path):
     """EVOQ_SERVING_BACKEND=vllm: the API's slot loads a version through load_vllm_model (the
     module's engine stands in for a second one, 30 s to start), batches score on it like on
