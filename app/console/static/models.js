@@ -10,7 +10,7 @@
   const HEADLINE = [
     [/^(?!parent_).*srcc/, ["srcc_sampled", "srcc_fast", "candidate_probe_srcc"]],
     [/^(?!parent_|pseudo_).*(_acc|accuracy)$/, ["candidate_holdout_accuracy", "candidate_holdout_compare_accuracy", "compare_acc"]],
-    [/parse_rate/, ["parse_rate"]],
+    [/parse_rate/, ["parse_rate", "vote_parse_rate"]],
     [/score_std/, ["score_std"]],
   ];
 

@@ -4,6 +4,7 @@
   const ACTIVE = ["pending", "voting", "training", "evaluating"];
   const CURVES = [["reward_mean", "reward mean"], ["kl", "KL"], ["parse_rate", "parse rate"], ["loss", "loss"]];
   let timer = null;
+  const estimate = sessionStorage.getItem(`evoq-round-estimate-${id}`);
 
   function bar(barId, textId, done, total) {
     const node = document.getElementById(barId);
@@ -47,7 +48,8 @@
     document.getElementById("round-error").textContent = r.error || "";
     document.getElementById("round-times").textContent =
       `created ${evoq.when(r.created_at)} · started ${evoq.when(r.started_at)} · finished ${evoq.when(r.finished_at)}` +
-      (r.candidate_version_id ? ` · candidate v${r.candidate_version_id}` : "");
+      (r.candidate_version_id ? ` · candidate v${r.candidate_version_id}` : "") +
+      (estimate ? ` · estimated ${estimate} when started` : "");
     document.getElementById("round-cancel").disabled = !ACTIVE.includes(r.status) || r.cancel_requested;
     curves(p.train_per_step || {});
     gate(r.gate);

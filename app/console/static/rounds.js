@@ -102,10 +102,11 @@
       return;
     }
     estimateBox.className = "estimate" + (est.warning ? " warn" : "");
-    estimateBox.replaceChildren(
+    estimateBox.replaceChildren(...[
       evoq.el("strong", { id: "estimate-total" }, estimateText(est)),
       est.warning ? evoq.el("p", { id: "estimate-warning" }, est.warning) : null,
-      evoq.el("small", { class: "muted" }, "an estimate from a FLOP count (evoq plan), not a measurement"));
+      evoq.el("small", { class: "muted" }, "an estimate from a FLOP count (evoq plan), not a measurement"),
+    ].filter(Boolean));
   }
 
   // Refresh the estimate shortly after the config changes; a later answer wins over an older.
@@ -134,7 +135,7 @@
   function askConfirm(cfg, est) {
     pending = cfg;
     document.getElementById("round-confirm-text").textContent = est
-      ? `${est.warning} ${estimateText(est)}. Start this round anyway?`
+      ? `${est.warning} Start this round anyway?`
       : "This server gives no estimate of the round's time. Start it anyway?";
     confirmBox.hidden = false;
     document.getElementById("round-start").disabled = true;
@@ -143,6 +144,8 @@
 
   async function start(cfg) {
     const created = await evoq.api("/v1/admin/rounds", { method: "POST", json: { config: cfg } });
+    // The round page shows the estimate the round started with (this browser session only).
+    if (created.estimate) sessionStorage.setItem(`evoq-round-estimate-${created.id}`, `${evoq.duration(created.estimate.seconds)} on ${created.estimate.device}`);
     window.location.href = `/console/rounds/${created.id}`;
   }
 
