@@ -1,5 +1,5 @@
 """Teach the full-vocabulary tiny model the reasoning format: `<think> ... </think>` of varying
-length, then `\\boxed{x.xx}` (score) or `\\boxed{0|1}` (compare), weakly following brightness.
+length, then `\\boxed{x.xx}` (score, following brightness) or `\\boxed{0|1}` (compare).
 
 Not a quality model: it gives voting, sampling, parsing, masking and GRPO tests completions
 shaped like a real reasoning checkpoint's. Training touches only the embedding rows of the
@@ -66,6 +66,10 @@ class ReasoningPriorConfig:
     steps: int = 300
     images_per_step: int = 4  # score examples per step
     pairs_per_step: int = 4  # compare examples per step
+    # Score openings only ("<think> The image is dark."): cheap, and they carry the image's
+    # evidence that long examples dilute. (Compare openings did not teach this 2-layer model
+    # to compare two images: its compare answers do not follow brightness.)
+    opening_images_per_step: int = 8
     lr: float = 3e-3
     min_think_tokens: int = 10
     max_think_tokens: int = 250
@@ -90,9 +94,10 @@ def _brightness_sentence(rng: np.random.Generator, brightness: float) -> str:
 
 def _think(rng: np.random.Generator, tokenizer, length: int, cue) -> str:
     """Sentences until the think text has at least `length` tokens; cue() gives the sentences
-    that carry the image's evidence (about one in three)."""
-    words: list[str] = []
-    count = 0
+    that carry the image's evidence: the first (read right after the image) and about one in
+    three of the rest."""
+    words = [cue()]
+    count = len(tokenizer.encode(" " + words[0], add_special_tokens=False))
     while count < length:
         sentence = cue() if rng.random() < 0.35 else _GENERIC[rng.integers(len(_GENERIC))]
         words.append(sentence)
@@ -117,11 +122,15 @@ def compare_completion(
     return f"<think> {think} </think> \\boxed{{{choice}}}"
 
 
-def _batch(qm: QualityModel, task: str, rows, completions: list[str]) -> tuple[dict, torch.Tensor]:
-    """Left-padded prompts, then right-padded completions + <|im_end|>; labels on those only."""
+def _batch(
+    qm: QualityModel, task: str, rows, completions: list[str], close: bool = True
+) -> tuple[dict, torch.Tensor]:
+    """Left-padded prompts, then right-padded completions (+ <|im_end|> when `close`); labels
+    on those only."""
     inputs = qm.encode(task, True, rows)
     tok = qm.processor.tokenizer
-    answers = [tok.encode(c, add_special_tokens=False) + qm.eos_ids[:1] for c in completions]
+    end = qm.eos_ids[:1] if close else []
+    answers = [tok.encode(c, add_special_tokens=False) + end for c in completions]
     width = max(map(len, answers))
     pad = tok.pad_token_id
     answer = torch.tensor([a + [pad] * (width - len(a)) for a in answers])
@@ -226,12 +235,18 @@ def train_reasoning_prior(
             (a, ba), (b, bb) = _image(rng, size), _image(rng, size)
             pairs.append((a, b))
             compare_texts.append(compare_completion(rng, tok, ba, bb, int(rng.integers(*lengths))))
+        openings, opening_texts = [], []
+        for _ in range(config.opening_images_per_step):
+            img, bright = _image(rng, size)
+            openings.append((img,))
+            opening_texts.append("<think> " + _brightness_sentence(rng, bright))
         loss = 0.0
-        for task, rows, texts in (
-            ("score", singles, score_texts),
-            ("compare", pairs, compare_texts),
+        for task, rows, texts, close in (
+            ("score", singles, score_texts, True),
+            ("compare", pairs, compare_texts, True),
+            ("score", openings, opening_texts, False),
         ):
-            inputs, labels = _batch(qm, task, rows, texts)
+            inputs, labels = _batch(qm, task, rows, texts, close)
             hidden = model.model(**inputs).last_hidden_state
             loss = loss + _sampled_softmax_loss(hidden, labels, embed, pool, gen, config.negatives)
         optim.zero_grad()

@@ -105,9 +105,17 @@ def test_sampling_overrides_the_near_greedy_config(raw):
     assert len(set(result.texts)) > 1
 
 
+def _at(brightness: float, seed: int) -> Image.Image:
+    """A textured 64x64 patch of the given brightness (what the prior was trained on)."""
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random(3) * 0.5 + 0.5) * (rng.random((64, 64, 1)) * 0.3 + 0.7) * brightness
+    return Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+
+
 def test_score_answers_think_at_varying_length_then_box(prior):
+    images = [_at(0.1, 1), _at(0.9, 2)]
     results = prior.score(
-        _images(1, 2), mode="sampled", n=5, return_texts=True, seed=0, max_new_tokens=400
+        images, mode="sampled", n=5, return_texts=True, seed=0, max_new_tokens=400
     )
     texts = [t for r in results for t in r.texts]
     assert all(t.startswith("<think>") for t in texts)
@@ -117,6 +125,8 @@ def test_score_answers_think_at_varying_length_then_box(prior):
     lengths = [len(tok.encode(t.split("</think>")[0], add_special_tokens=False)) for t in boxed]
     assert min(lengths) < 60 and max(lengths) > 120, lengths
     assert len({parse_score(t) for t in boxed}) > 1  # votes are not constant
+    dark, bright = results
+    assert dark.score < bright.score  # the prior reads brightness (weakly)
 
 
 def test_small_token_budgets_truncate_the_reasoning(prior):
