@@ -24,7 +24,9 @@
       document.getElementById("compare-bar").style.width = `${100 * body.p_first_better}%`;
       document.getElementById("compare-votes-text").textContent = body.mode === "sampled"
         ? `votes: first ${body.votes_first}, second ${body.votes_second}, invalid ${body.invalid_votes} · v${body.model_version}`
-        : `exact answer-token probability (both orders) · v${body.model_version}`;
+        : body.mode === "deterministic"
+          ? `answer-token probability at the box of each order's greedy reasoning · v${body.model_version}`
+          : `exact answer-token probability (both orders) · v${body.model_version}`;
       result.hidden = false;
     });
   });

@@ -29,7 +29,8 @@
       evoq.el("p", { class: "muted" },
         `raw ${evoq.num(result.raw_score, 2)} · ` +
         (result.scale == null ? "uncalibrated · " : `scale of v${result.scale} · `) +
-        `std ${evoq.num(result.std, 2)} · ${result.valid}/${result.n} parsed · v${result.model_version}`),
+        `std ${evoq.num(result.std, 2)} · ${result.valid}/${result.n} parsed · ` +
+        `${result.mode}${result.tokens ? ` (${result.tokens} tokens)` : ""} · v${result.model_version}`),
       texts.length ? evoq.el("details", {}, evoq.el("summary", {}, "reasoning"),
         ...texts.map((t) => evoq.el("pre", {}, t))) : null);
   };
