@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         Path(".venv-vllm/bin/python"),
         description="Interpreter with vLLM installed (scripts/setup-vllm makes .venv-vllm).",
     )
+    vllm_gpu_memory: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Share of the GPU a process's vLLM engines take together (vLLM's "
+        "gpu_memory_utilization): a worker runs one engine at a time with all of it; the API "
+        "splits it in two so a swap can start the new engine before the old one stops.",
+    )
 
     # --- serving ------------------------------------------------------------------------
     batch_max_size: int = Field(

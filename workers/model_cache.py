@@ -17,8 +17,14 @@ def _load(checkpoint_path: str) -> QualityModel:
         # A new engine per checkpoint: each round votes with its own parent's weights.
         from app.quality.vllm_backend import load_vllm_model
 
+        # One engine alive at a time (cached_model closes the old one first): it may take the
+        # whole budget.
         return load_vllm_model(
-            checkpoint_path, python=settings.vllm_python, max_pixels=settings.max_pixels
+            checkpoint_path,
+            python=settings.vllm_python,
+            max_pixels=settings.max_pixels,
+            gpu_memory=settings.vllm_gpu_memory,
+            engines=1,
         )
     return model_loader(settings)(checkpoint_path)
 
@@ -27,10 +33,16 @@ def _drop(checkpoint_path: str) -> None:
     _models.pop(checkpoint_path).close()  # a vLLM engine process holds its own memory
 
 
+def kept_models(backend: str) -> int:
+    """How many models a worker keeps loaded: two with hf (parent and candidate while
+    evaluating); one vLLM engine, closed before the next starts, so engines never share a GPU."""
+    return 1 if backend == "vllm" else 2
+
+
 def cached_model(checkpoint_path: str) -> QualityModel:
-    """The model of a checkpoint, loaded once per worker process (two kept at most)."""
+    """The model of a checkpoint, loaded once per worker process (see kept_models)."""
     if checkpoint_path not in _models:
-        while len(_models) >= 2:
+        while len(_models) >= kept_models(get_settings().generation_backend):
             _drop(next(iter(_models)))
         _models[checkpoint_path] = _load(checkpoint_path)
     return _models[checkpoint_path]

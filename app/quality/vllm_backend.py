@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 from app.quality.images import prepare_image
-from app.quality.loading import load_model
-from app.quality.model import ModelClosed, QualityModel
+from app.quality.loading import load_bounded_processor, reasoning_default
+from app.quality.model import MAX_NEW_TOKENS, ModelClosed, QualityModel
+from app.quality.vllm_sizing import engine_share, image_tokens, max_model_len
 
 ENGINE_SCRIPT = Path(__file__).with_name("vllm_engine.py")
 
@@ -33,7 +34,12 @@ class VLLMEngine:
     """A vLLM engine process speaking vllm_engine.py's JSON-lines protocol; thread-safe."""
 
     def __init__(
-        self, model_dir: str, python: str | Path, max_model_len: int = 2048, kv_cache_gb: int = 1
+        self,
+        model_dir: str,
+        python: str | Path,
+        max_model_len: int = 2048,
+        kv_cache_gb: int = 1,
+        gpu_share: float = 0.85,
     ) -> None:
         if not Path(python).exists():
             raise FileNotFoundError(f"{python} not found: run scripts/setup-vllm first")
@@ -41,7 +47,7 @@ class VLLMEngine:
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)}
         env.pop("PYTHONPATH", None)  # the engine imports only vllm, never this project
         self.proc = subprocess.Popen(
-            [str(python), str(ENGINE_SCRIPT), model_dir, str(max_model_len)],
+            [str(python), str(ENGINE_SCRIPT), model_dir, str(max_model_len), str(gpu_share)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -179,8 +185,52 @@ def _before(seq: list[int], stop: set[int]) -> list[int]:
     return next((seq[:i] for i, token in enumerate(seq) if token in stop), seq)
 
 
-def load_vllm_model(source: str, *, python: str | Path, **load_options: Any) -> VLLMQualityModel:
-    """A checkpoint folder served by a new vLLM engine (its processor loaded here)."""
-    base = load_model(source, device="cpu", dtype="float32", **load_options)
-    base.model = None  # only the processor and templates are needed in this process
-    return VLLMQualityModel(base, VLLMEngine(source, python))
+def engine_context_len(quality: QualityModel, max_new_tokens: int) -> int:
+    """The longest prompt of any task (images at the pixel bound) plus `max_new_tokens`."""
+    processor = quality.processor
+    images = processor.image_processor
+    per_image = image_tokens(
+        quality.max_pixels, getattr(images, "patch_size", 14), getattr(images, "merge_size", 2)
+    )
+    lengths = []
+    for task in ("score", "compare"):
+        for reasoning in (False, True):
+            text = quality._template(task, reasoning)
+            ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+            n_images = text.count(processor.image_token)
+            lengths.append(max_model_len(len(ids), n_images, per_image, max_new_tokens))
+    return max(lengths)
+
+
+def load_vllm_model(
+    source: str,
+    *,
+    python: str | Path,
+    max_pixels: int | None = None,
+    gpu_memory: float = 0.85,
+    engines: int = 2,
+    max_new_tokens: int | None = None,
+    reasoning: bool | None = None,
+    batch_size: int = 8,
+) -> VLLMQualityModel:
+    """A checkpoint folder served by a new vLLM engine; only its processor is loaded here.
+
+    `gpu_memory`: the share of the GPU this process's engines take together; `engines`: how
+    many may be alive at once (2 where a swap starts the new before the old stops; 1 where the
+    caller closes the old first). The context fits the longest prompt plus `max_new_tokens`
+    (default: the longest completion any mode asks for)."""
+    processor, bound = load_bounded_processor(source, max_pixels)
+    base = QualityModel(
+        None,
+        processor,
+        source=source,
+        device=torch.device("cpu"),
+        max_pixels=bound,
+        reasoning_default=reasoning_default(source) if reasoning is None else reasoning,
+        batch_size=batch_size,
+    )
+    length = engine_context_len(base, max_new_tokens or max(MAX_NEW_TOKENS.values()))
+    engine = VLLMEngine(
+        source, python, max_model_len=length, gpu_share=engine_share(gpu_memory, engines)
+    )
+    return VLLMQualityModel(base, engine)
