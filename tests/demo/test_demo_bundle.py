@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.demo import demo_bundle
-from app.demo.demo import DemoConfig, _level_pairs, measure
+from app.demo.demo import DemoConfig, measure
+from app.demo.measure import level_pairs
 from app.demo.synthetic import generate
 from app.model_sources import resolve_model_source
 from app.quality.loading import load_model
@@ -35,7 +36,7 @@ def test_shipped_model_scores_respond_to_quality(evolved) -> None:
     """Re-measured here on the demo's own eval split: the recorded gain is real."""
     config = DemoConfig()
     items = generate(config.synthetic)["eval"]
-    pairs = _level_pairs(items, 200, config.seed)
+    pairs = level_pairs(items, 200, config.seed)
     final = measure(load_model(evolved), items, pairs, config)
     base = measure(load_model(str(Path(evolved) / "lineage" / "round-0")), items, pairs, config)
     assert final["srcc_sampled"] - base["srcc_sampled"] >= GAIN_BAR
