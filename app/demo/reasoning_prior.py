@@ -15,20 +15,18 @@ import hashlib
 import json
 import lzma
 import math
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load, save
 
+from app.demo.tiny import CHAT_TEMPLATE, Prior, build_tiny_model
 from app.quality import prompts
 from app.quality.model import QualityModel
-
-if TYPE_CHECKING:
-    from app.demo.tiny import Prior
 
 ASSET = Path(__file__).parent / "assets" / "tiny-reasoning-prior.safetensors.xz"
 PRIOR_NAME = "reasoning-format"
@@ -266,10 +264,8 @@ def train_reasoning_prior(
 
 def _key(model, config: ReasoningPriorConfig) -> str:
     """What the asset was trained from and for: the random init it is applied on (parameter
-    shapes, embedding bytes), the prior's settings and the reasoning prompts. Call before
-    training."""
-    from app.demo.tiny import CHAT_TEMPLATE
-
+    shapes, embedding bytes), the prior's settings and texts, and the reasoning prompts. Call
+    before training."""
     digest = hashlib.sha256()
     for name, param in model.named_parameters():
         digest.update(f"{name}:{tuple(param.shape)};".encode())
@@ -277,6 +273,7 @@ def _key(model, config: ReasoningPriorConfig) -> str:
     text = json.dumps(
         [
             asdict(config),
+            [_GENERIC, _DARK, _MID, _BRIGHT, _COMPARE[0], _COMPARE[1]],
             prompts.score_messages(True),
             prompts.compare_messages(True),
             CHAT_TEMPLATE,
@@ -336,8 +333,6 @@ def reasoning_prior(config: ReasoningPriorConfig | None = None, *, use_asset: bo
 def build_reasoning_model(path: str | Path, *, seed: int = 0, use_asset: bool = True) -> Path:
     """builtin:tiny-reasoning: the faithful tiny model (Qwen vocabulary, real layout, marked as
     reasoning) with the reasoning format prior."""
-    from app.demo.tiny import build_tiny_model
-
     return build_tiny_model(
         path, vocab="qwen", seed=seed, prior=reasoning_prior(use_asset=use_asset)
     )
@@ -345,10 +340,6 @@ def build_reasoning_model(path: str | Path, *, seed: int = 0, use_asset: bool = 
 
 def write_asset(seed: int = 0, config: ReasoningPriorConfig | None = None) -> Path:
     """Retrain the prior from the seeded init and write the shipped asset."""
-    import tempfile
-
-    from app.demo.tiny import build_tiny_model
-
     config = config or ReasoningPriorConfig()
     captured = {}
 
