@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from app.rounds.schemas import AugmentIn, RoundConfigIn
+from app.scoring.demo_notice import DEMO_NOTICE, serving_demo
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -67,7 +68,11 @@ def augment_fields() -> list[dict[str, Any]]:
 
 
 def _page(request: Request, template: str, page: str, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"page": page, "pages": PAGES, **context})
+    # Every page says so while this process serves a demonstration model.
+    slot = getattr(request.app.state, "model_slot", None)
+    demo = DEMO_NOTICE if serving_demo(slot) else None
+    context = {"page": page, "pages": PAGES, "demo_notice": demo, **context}
+    return templates.TemplateResponse(request, template, context)
 
 
 @router.get("", response_class=HTMLResponse)

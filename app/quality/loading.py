@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from app.quality.builtins import resolve_model_source
+from app.quality.marker import MARKER
 from app.quality.model import QualityModel
 from app.quality.processor import load_processor
 
@@ -31,7 +32,7 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtyp
     return getattr(torch, dtype)
 
 
-PROMPT_MARKER = "evoquality_tiny.json"
+PROMPT_MARKER = MARKER  # the tiny models' settings, copied to every checkpoint trained from one
 
 
 def reasoning_default(folder: str) -> bool:

@@ -10,6 +10,7 @@ from app.calibration.models import VersionCalibration
 from app.calibration.schemas import CalibrationOut
 from app.deps import ADMIN_ERRORS, TOKEN_ERRORS, get_db, require_admin, require_read
 from app.params import RowId
+from app.quality.marker import is_demo_model
 from app.registry import service
 from app.registry.models import ModelVersion
 from app.registry.schemas import ActivateIn, ActivationOut, ModelsOut, VersionOut
@@ -45,6 +46,7 @@ def version_out(
         digest=version.digest,
         status=version.status,
         active=version.id == active_id,
+        demo=is_demo_model(version.checkpoint_path),
         lineage=service.lineage(db=db, version_id=version.id),
         metrics=version.metrics or {},
         calibration=CalibrationOut.model_validate(calibrated) if calibrated else None,
@@ -65,9 +67,11 @@ def list_models(db: Session = Depends(get_db)) -> ModelsOut:
     """Every registered version and the activation history (newest first)."""
     active = _active_id(db)
     maps = calibration.calibrations(db=db)
+    versions = [version_out(db, v, active, maps.get(v.id)) for v in service.get_all(db=db)]
     return ModelsOut(
         active_version=active,
-        versions=[version_out(db, v, active, maps.get(v.id)) for v in service.get_all(db=db)],
+        demo=any(v.demo for v in versions if v.active),
+        versions=versions,
         activations=[
             ActivationOut.model_validate(a, from_attributes=True) for a in service.history(db=db)
         ],

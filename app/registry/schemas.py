@@ -21,6 +21,11 @@ class VersionOut(BaseModel):
     digest: str
     status: str = Field(description="candidate, active, retired or rejected.")
     active: bool
+    demo: bool = Field(
+        description="A demonstration model (builtin:tiny, tiny-reasoning, demo, demo-evolved or a "
+        "version trained from one): it learned only synthetic darkening, contrast and noise, "
+        "never real photos."
+    )
     lineage: list[int] = Field(
         description="This version's id, then its parent's, back to the base."
     )
@@ -52,6 +57,10 @@ class ModelsOut(BaseModel):
     """Every version, the active one, and the recent activation history."""
 
     active_version: int | None
+    demo: bool = Field(
+        description="The active version is a demonstration model: set EVOQ_BASE_MODEL to a Qwen "
+        "VL checkpoint for real photos."
+    )
     versions: list[VersionOut]
     activations: list[ActivationOut]
 

@@ -17,6 +17,7 @@ from app.model_sources import load_model, resolve_model_source
 from app.quality.model import QualityModel
 from app.registry import service as registry
 from app.registry.bootstrap import ensure_base_registered, models_dir
+from app.scoring.demo_notice import DemoAnnouncer
 from app.scoring.serving import ModelSlot, Scorer
 from app.settings import Settings
 
@@ -97,6 +98,7 @@ async def watch_activations(slot: ModelSlot, settings: Settings) -> None:
     and swap both together; when the serving version gains its map, serve it."""
     failed_at: dict[int, float] = {}
     anchors_checked = False
+    demo = DemoAnnouncer(log)
     while True:
         try:
             active = await asyncio.to_thread(_active_version)
@@ -105,7 +107,9 @@ async def watch_activations(slot: ModelSlot, settings: Settings) -> None:
                 version_id, path, scale = active
                 if time.monotonic() - failed_at.get(version_id, -1e9) > RETRY_FAILED_LOAD_S:
                     ok = await asyncio.to_thread(slot.swap_to, version_id, path, scale)
-                    if not ok:
+                    if ok:
+                        demo.served(version_id, path)
+                    else:
                         failed_at[version_id] = time.monotonic()
             elif active and current is not None and current.scale != active[2]:
                 slot.set_scale(active[0], active[2])

@@ -1,8 +1,9 @@
 """The operator console in a real browser (Playwright driving Debian's chromium) against a real
 `evoq serve` with its embedded worker: score, compare, upload a zip, run a tiny round to
 promotion, roll back; what the entered token allows; the round form's augment fields, estimate
-and confirm step; the Models page's plot order and axes. Any page JavaScript error fails the
-test; every page is screenshotted. No test relies on data another one made."""
+and confirm step; the Models page's plot order and axes; the demonstration banner. Any page
+JavaScript error fails the test; every page is screenshotted. No test relies on data another
+one made."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.console.router import PAGES
 from app.rounds.schemas import AugmentIn, RoundConfigIn, StartRoundIn
+from app.scoring.demo_notice import DEMO_NOTICE
 from tests.badinputs import image_bytes, zip_bytes
 from tests.e2e.conftest import ADMIN_TOKEN, Server, running_server
 
@@ -483,3 +486,14 @@ def test_console_models_plot_order_picker_and_axes(console_server, page, tmp_pat
     assert "5e-5" in one["tiny"] and "2e-5" in one["tiny"], one
     assert one["left"] >= 0
     _shot(page, tmp_path, "models-axes")
+
+
+def test_console_shows_the_demo_banner_on_every_page(console_server, page, tmp_path):
+    """The default model is a demonstration model: /v1/models says so, every page shows the
+    notice, and the server logged it once."""
+    assert httpx.get(f"{console_server.url}/v1/models").json()["demo"] is True
+    for slug, _title in PAGES:
+        page.goto(f"{console_server.url}/console/{slug}")
+        sync_api.expect(page.locator("#demo-banner")).to_have_text(DEMO_NOTICE)
+    _shot(page, tmp_path, "demo-banner")
+    assert console_server.log.read_text().count(DEMO_NOTICE) == 1
