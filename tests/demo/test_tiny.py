@@ -81,8 +81,11 @@ def test_qwen_vocab_reproduces_known_ids():
 
 
 def test_qwen_vocab_model_builds_and_scores(tmp_path):
-    path = build_tiny_model(tmp_path / "qwen", vocab="qwen")
+    # Answer-only: this checks the rating ids and the fast score (tests/demo/
+    # test_reasoning_fixture.py covers the reasoning default of vocab="qwen").
+    path = build_tiny_model(tmp_path / "qwen", vocab="qwen", reasoning=False)
     qm = load_model(str(path))
+    assert qm.reasoning_default is False
     assert qm.rating_ids == [16, 17, 18, 19, 20]
     from PIL import Image
 
