@@ -6,6 +6,7 @@ this module runs the trainer and writes the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -21,6 +22,7 @@ import torch
 import torch.distributed as dist
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
+from app.quality import prompts, vllm_rollouts
 from app.quality.checkpoint import DIGEST_FILE, publish_checkpoint, write_atomically
 from app.quality.grpo_dataset import (
     GRPORoundConfig,
@@ -124,8 +126,12 @@ _CHECKPOINTING_ARG = (
 )
 
 
-def _trl_config(config: GRPORoundConfig, work_dir: Path, n_steps: int) -> Any:
+def _trl_config(
+    config: GRPORoundConfig, work_dir: Path, n_steps: int, vllm_len: int | None = None
+) -> Any:
     from trl import GRPOConfig
+
+    from app.quality.vllm_rollouts import trl_vllm_args
 
     cuda = _use_cuda(config)
     bf16 = config.precision == "bf16" or (
@@ -171,6 +177,8 @@ def _trl_config(config: GRPORoundConfig, work_dir: Path, n_steps: int) -> Any:
         beta=config.beta,
         loss_type=config.loss_type,
         reward_weights=[1.0, config.format_reward_weight] if config.format_reward_weight else None,
+        # vLLM rollouts (colocate) when vllm_len is given: app/quality/vllm_rollouts.py.
+        **trl_vllm_args(vllm_len, config.vllm_gpu_memory),
     )
 
 
@@ -252,16 +260,31 @@ def train_grpo(
     control = _Control(should_stop, on_progress)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.trainer-", dir=out_dir.parent))
-    try:
-        trainer_class = SharedPrefixGRPOTrainer if config.shared_prefill else GRPOTrainer
-        trainer = trainer_class(
-            model=str(model_dir),
-            reward_funcs=rewards,
-            args=_trl_config(config, work_dir, n_steps),
-            train_dataset=dataset,
-            processing_class=processor,
-            callbacks=[control],
+    use_vllm = vllm_rollouts.rollouts_via_vllm(config.rollout_backend)
+    vllm_len = None
+    if use_vllm:
+        messages = prompts.score_messages(bool(config.reasoning))
+        vllm_len = vllm_rollouts.rollout_context_len(
+            processor, messages, max_pixels, config.max_completion_length or 1024
         )
+    try:
+        # The vLLM path is the one tests/quality/test_vllm_rollouts.py runs: TRL's own trainer.
+        shared = config.shared_prefill and not use_vllm
+        trainer_class = SharedPrefixGRPOTrainer if shared else GRPOTrainer
+        args = _trl_config(config, work_dir, n_steps, vllm_len)
+        # TRL passes vLLM no dtype (it would run fp32 weights in bf16): say it.
+        dtype = "bfloat16" if args.bf16 else "float32"
+        with vllm_rollouts.explicit_dtype(dtype) if use_vllm else contextlib.nullcontext():
+            trainer = trainer_class(
+                model=str(model_dir),
+                reward_funcs=rewards,
+                args=args,
+                train_dataset=dataset,
+                processing_class=processor,
+                callbacks=[control],
+            )
+        if use_vllm:
+            vllm_rollouts.install(trainer)
         # Progress goes to `on_progress` and metrics to the result; no printing from a worker.
         trainer.remove_callback(PrinterCallback)
         trainer.train()
@@ -269,6 +292,7 @@ def train_grpo(
             raise TrainingCancelled(f"stopped at step {trainer.state.global_step}")
         metrics = _step_metrics(trainer.state.log_history)
         metrics["train_pairs"] = len(training_pairs(votes))
+        metrics["rollout_backend"] = "vllm" if use_vllm else "hf"
         digest = _save(trainer, model_dir, out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

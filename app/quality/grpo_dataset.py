@@ -119,6 +119,21 @@ class GRPORoundConfig:
         default=None,
         metadata={"help": "DeepSpeed JSON config file (ZeRO-2/3 for full fine-tunes); None = off."},
     )
+    rollout_backend: Literal["hf", "vllm"] = field(
+        default="hf",
+        metadata={
+            "help": "Engine of the GRPO rollouts: hf (transformers generate) or vllm (TRL's "
+            "colocated vLLM, app/quality/vllm_rollouts.py); vllm falls back to hf where vLLM "
+            "is not installed."
+        },
+    )
+    vllm_gpu_memory: float = field(
+        default=0.3,
+        metadata={
+            "help": "Share of each GPU the colocated vLLM engine takes beside training "
+            "(TRL's vllm_gpu_memory_utilization)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:

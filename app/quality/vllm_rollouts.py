@@ -175,3 +175,45 @@ def install(trainer: Any, strict: bool = True) -> RolloutLog:
     generation.generate = generate
     generation.llm.generate = record_params
     return log
+
+
+def rollout_context_len(processor: Any, messages: Any, max_pixels: int, completion: int) -> int:
+    """vLLM's max_model_len for GRPO rollouts: the prompt with its images at the pixel bound
+    plus the longest completion."""
+    from app.quality.vllm_sizing import image_tokens, max_model_len
+
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    images = processor.image_processor
+    per_image = image_tokens(
+        max_pixels, getattr(images, "patch_size", 14), getattr(images, "merge_size", 2)
+    )
+    return max_model_len(len(ids), text.count(processor.image_token), per_image, completion)
+
+
+def trl_vllm_args(context_len: int | None, gpu_memory: float) -> dict[str, Any]:
+    """GRPOConfig arguments for colocated vLLM rollouts; none (hf rollouts) without a length."""
+    if context_len is None:
+        return {}
+    return {
+        "use_vllm": True,
+        "vllm_mode": "colocate",
+        "vllm_gpu_memory_utilization": gpu_memory,
+        "vllm_max_model_length": context_len,
+    }
+
+
+def rollouts_via_vllm(backend: str) -> bool:
+    """Whether GRPO rollouts go through vLLM: asked for and installed (at the tested versions);
+    hf otherwise, with a warning when vLLM was asked for."""
+    if backend != "vllm":
+        return False
+    if not vllm_available():
+        import warnings
+
+        warnings.warn(
+            "rollout_backend=vllm but vLLM is not installed: rollouts use hf", stacklevel=2
+        )
+        return False
+    check_versions()
+    return True

@@ -100,3 +100,29 @@ def test_colocate_logprobs_match_hf_after_each_sync_and_the_weights_change(coloc
     assert all(d is not None and d < GAP_MAX for d in run["trl_logp_difference_max"]), run
     assert len(run["sync_s"]) >= 2  # before step 2 and after training
     assert run["tensors_changed"] > 0
+
+
+def test_rollouts_fall_back_to_hf_where_vllm_is_missing(monkeypatch):
+    from app.quality import vllm_rollouts
+
+    monkeypatch.setattr(vllm_rollouts, "vllm_available", lambda: False)
+    with pytest.warns(UserWarning, match="rollouts use hf"):
+        assert vllm_rollouts.rollouts_via_vllm("vllm") is False
+    assert vllm_rollouts.rollouts_via_vllm("hf") is False
+
+
+def test_the_round_setting_turns_on_colocated_vllm_sized_for_the_prompt(tiny_model_dir, tmp_path):
+    from app.quality.grpo import GRPORoundConfig, _trl_config
+    from app.quality.loading import load_bounded_processor
+    from app.quality.prompts import score_messages
+    from app.quality.vllm_rollouts import rollout_context_len
+    from app.quality.vllm_sizing import image_tokens
+
+    processor, bound = load_bounded_processor(str(tiny_model_dir), None)
+    length = rollout_context_len(processor, score_messages(False), bound, 256)
+    assert image_tokens(bound) + 256 < length < image_tokens(bound) + 256 + 300
+    config = GRPORoundConfig(rollout_backend="vllm", vllm_gpu_memory=0.25, device="cpu")
+    args = _trl_config(config, tmp_path, 1, length)
+    assert (args.use_vllm, args.vllm_mode, args.vllm_max_model_length) == (True, "colocate", length)
+    assert args.vllm_gpu_memory_utilization == 0.25
+    assert _trl_config(config, tmp_path, 1, None).use_vllm is False
