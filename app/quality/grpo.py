@@ -131,8 +131,6 @@ def _trl_config(
 ) -> Any:
     from trl import GRPOConfig
 
-    from app.quality.vllm_rollouts import trl_vllm_args
-
     cuda = _use_cuda(config)
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()
@@ -178,7 +176,7 @@ def _trl_config(
         loss_type=config.loss_type,
         reward_weights=[1.0, config.format_reward_weight] if config.format_reward_weight else None,
         # vLLM rollouts (colocate) when vllm_len is given: app/quality/vllm_rollouts.py.
-        **trl_vllm_args(vllm_len, config.vllm_gpu_memory),
+        **vllm_rollouts.trl_vllm_args(vllm_len, config.vllm_gpu_memory),
     )
 
 
