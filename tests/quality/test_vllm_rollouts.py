@@ -6,8 +6,9 @@ lr 0.05 on a head_dim-64 tiny model, then a sync and HF's log-probs of vLLM's sa
 of the three faults fails it (measured with the run's fault flags): TRL's stock sync crashes
 (`--stock-sync`); a tied head left stale gives a gap of 3.3 nats max, 0.42 mean
 (`--stale-head`, against 0.075 and 0.011 fixed); double-expanded image pads make vLLM's
-prompt ids differ from TRL's (`--no-collapse`). Skipped without .venv-vllm unless
-CI_REQUIRE_VLLM is set."""
+prompt ids differ from TRL's and the gap grows to 0.33 (`--no-collapse`); without the vision
+bias the sampling parameters vLLM got lack it (the tiny model rarely samples one by chance).
+Skipped without .venv-vllm unless CI_REQUIRE_VLLM is set."""
 
 import json
 import os
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 RUN = Path(__file__).with_name("vllm_colocate_run.py")
 # vLLM against HF on the same synced weights, image prompts, fp32 on CPU: vLLM's image path
-# differs from HF's by up to ~0.07 nats (docs/TOOLCHAIN.md); a stale head is ~3 nats off.
-GAP_MAX, GAP_MEAN = 0.25, 0.05
+# differs from HF's by up to ~0.07 nats (docs/TOOLCHAIN.md). Measured here: 0.075 max, 0.011
+# mean fixed; 3.3 / 0.42 with a stale head; 0.33 / 0.049 with image pads expanded twice.
+GAP_MAX, GAP_MEAN = 0.2, 0.03
 
 
 def test_each_image_pad_run_collapses_to_one_token():
