@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     train_gradient_checkpointing: bool = Field(
         False, description="Gradient checkpointing in GRPO: less GPU memory, more compute."
     )
+    train_rollout_backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Engine of the GRPO rollouts: hf (transformers generate) or vllm (TRL's "
+        "colocated vLLM taking 0.3 of the GPU beside training, with the fixes in "
+        "app/quality/vllm_rollouts.py); vllm falls back to hf where vLLM is not installed in "
+        "the worker's environment.",
+    )
     vote_redeliveries: int = Field(
         3,
         ge=0,

@@ -128,3 +128,18 @@ def test_the_round_setting_turns_on_colocated_vllm_sized_for_the_prompt(tiny_mod
     assert (args.use_vllm, args.vllm_mode, args.vllm_max_model_length) == (True, "colocate", length)
     assert args.vllm_gpu_memory_utilization == 0.25
     assert _trl_config(config, tmp_path, 1, None).use_vllm is False
+
+
+def test_the_worker_setting_reaches_the_round_config(monkeypatch, tmp_path):
+    from app.quality.grpo import GRPORoundConfig
+    from app.settings import get_settings
+    from workers.stages.train import _with_deployment
+
+    monkeypatch.setenv("EVOQ_TRAIN_ROLLOUT_BACKEND", "vllm")
+    get_settings.cache_clear()
+    try:
+        config = _with_deployment(GRPORoundConfig(), tmp_path / "candidate")
+    finally:
+        get_settings.cache_clear()
+    assert config.rollout_backend == "vllm"
+    assert GRPORoundConfig().rollout_backend == "hf"

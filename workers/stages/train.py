@@ -96,5 +96,6 @@ def _with_deployment(config: GRPORoundConfig, out_dir) -> GRPORoundConfig:
         num_processes=settings.train_processes,
         max_pixels=settings.max_pixels,
         gradient_checkpointing=settings.train_gradient_checkpointing,
+        rollout_backend=settings.train_rollout_backend,
         deepspeed=deepspeed_config_file(settings.train_deepspeed, out_dir.parent / ".deepspeed"),
     )
