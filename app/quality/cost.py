@@ -6,12 +6,24 @@ FLOPs: a forward pass costs 2·N per token (N = parameters), a training step 6·
 memory bandwidth and reach a much lower share of peak, `mfu_decode`, even when batched. With
 `prefix_sharing` (vLLM, n=K) the K samples of one prompt share its prefill; without it (HF
 generate) every sample pays it. Attention's quadratic term is left out (prompts are short).
+The backend sets decode's efficiency: vLLM's paged, continuously batched decode (`mfu_decode`)
+or transformers' `generate` (`mfu_decode_hf`); with vLLM each optimizer step also copies the
+bf16 weights into the engine (`sync_bytes_per_s`). Vote and rollout lengths default to the
+reasoning fixture's measured means (builtin:tiny-reasoning; see VOTE_TOKENS and ROLLOUT_TOKENS).
 This is an estimate: real runs differ with the engine, sequence lengths and batch sizes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+
+BACKENDS = ("hf", "vllm")
+# Mean completion tokens of builtin:tiny-reasoning's sampled reasoning answers (temperature 1,
+# seed 0): 8 pairs x K=8 to the compare prompt, 145.2 (4 of 64 unparsed); 8 images x 8 samples
+# to the score prompt, 154.9 (60 of 64 parsed). `benchmarks/bench_rollouts.py --measure-lengths`
+# measures them again. The paper's prompts ask the same <think> ... </think> \boxed{} answers.
+VOTE_TOKENS = 145
+ROLLOUT_TOKENS = 155
 
 
 @dataclass(frozen=True)
@@ -23,19 +35,32 @@ class CostAssumptions:
         default=620, metadata={"help": "Tokens of a compare prompt (2 images + text)."}
     )
     vote_answer_tokens: int = field(
-        default=8, metadata={"help": "Tokens generated per sampled vote."}
+        default=VOTE_TOKENS, metadata={"help": "Tokens generated per sampled (reasoning) vote."}
     )
     score_prompt_tokens: int = field(
         default=330, metadata={"help": "Tokens of a score prompt (1 image + text)."}
     )
     score_answer_tokens: int = field(
-        default=256, metadata={"help": "Tokens generated per GRPO sample (with reasoning)."}
+        default=ROLLOUT_TOKENS,
+        metadata={"help": "Tokens generated per GRPO sample (with reasoning)."},
     )
     gpu_peak_flops: float = field(
         default=312e12, metadata={"help": "Peak FLOP/s of one GPU (A100 bf16 dense: 312e12)."}
     )
     mfu_prefill: float = field(default=0.4, metadata={"help": "Share of peak in prefill."})
-    mfu_decode: float = field(default=0.1, metadata={"help": "Share of peak in batched decode."})
+    backend: str = field(default="hf", metadata={"help": "Generation backend: hf or vllm."})
+    mfu_decode: float = field(
+        default=0.1, metadata={"help": "Share of peak in vLLM's batched decode."}
+    )
+    mfu_decode_hf: float = field(
+        default=0.03,
+        metadata={"help": "Share of peak in HF generate's decode (padded, no paged KV)."},
+    )
+    sync_bytes_per_s: float = field(
+        default=20e9,
+        metadata={"help": "vLLM weight sync: bf16 weight bytes copied per second per GPU."},
+    )
+    pairs_per_step: int = field(default=32, metadata={"help": "Pairs per optimizer step."})
     mfu_train: float = field(default=0.35, metadata={"help": "Share of peak in training steps."})
     prefix_sharing: bool = field(
         default=True, metadata={"help": "K samples share one prefill (vLLM n=K)."}
@@ -64,7 +89,12 @@ def estimate_round(
 ) -> list[StageCost]:
     """Estimated seconds of each stage of one round (vote, train, evaluate) on `gpus` GPUs."""
     a = assumptions or CostAssumptions()
+    if a.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {a.backend!r}")
+    if min(model_params, gpus, pairs, votes, samples) <= 0:
+        raise ValueError("model_params, gpus, pairs, votes and samples must be positive")
     forward = 2.0 * model_params
+    mfu_decode = a.mfu_decode if a.backend == "vllm" else a.mfu_decode_hf
 
     def seconds(flops: float, mfu: float) -> float:
         return flops / (gpus * a.gpu_peak_flops * mfu)
@@ -76,18 +106,22 @@ def estimate_round(
     }
     if vote_mode == "sampled":
         decode = pairs * votes * a.vote_answer_tokens * forward
-        vote_parts["decode"] = seconds(decode, a.mfu_decode)
+        vote_parts["decode"] = seconds(decode, mfu_decode)
     train_images = 2 * pairs * (1.0 - a.holdout_fraction)
     prefills = train_images * (1 if a.prefix_sharing else samples)
     completion_tokens = train_images * samples * (a.score_prompt_tokens + a.score_answer_tokens)
     train_parts = {
         "rollout prefill": seconds(prefills * a.score_prompt_tokens * forward, a.mfu_prefill),
         "rollout decode": seconds(
-            train_images * samples * a.score_answer_tokens * forward, a.mfu_decode
+            train_images * samples * a.score_answer_tokens * forward, mfu_decode
         ),
         # Policy forward + backward (6N) and the reference model's forward (2N) per token.
         "policy update": seconds(completion_tokens * 4.0 * forward, a.mfu_train),
     }
+    if a.backend == "vllm":
+        # Every optimizer step copies the bf16 weights into each GPU's colocated engine.
+        steps = pairs * (1.0 - a.holdout_fraction) / a.pairs_per_step
+        train_parts["weight sync"] = steps * 2.0 * model_params / a.sync_bytes_per_s
     holdout = pairs * a.holdout_fraction
     eval_parts = {
         "holdout compare (2 models)": seconds(
@@ -207,6 +241,11 @@ def layer_activation_elements(a: MemoryAssumptions) -> float:
     return 7 * h + 2 * a.kv_fraction * h + 4 * i
 
 
+def kv_bytes_per_token(a: MemoryAssumptions) -> float:
+    """Key and value cache bytes of one token over all layers (GQA: kv_fraction of h each)."""
+    return 2 * a.kv_fraction * a.hidden_size * a.num_layers * a.activation_bytes
+
+
 def activation_bytes(micro_batch: int, checkpointing: bool, a: MemoryAssumptions) -> float:
     """Saved activations of one micro-batch of `micro_batch` completions: every layer's, or
     with gradient checkpointing each layer's input plus one layer recomputed in backward."""
@@ -256,8 +295,7 @@ def estimate_memory(
         "logp head": (min(rows, tokens) * cols + a.vocab_size * a.hidden_size) * 4,
     }
     sequence = a.prompt_tokens + a.completion_tokens
-    kv = 2 * a.kv_fraction * a.hidden_size * a.num_layers * a.activation_bytes
-    sampling = {"sampling KV": sampled_rows * sequence * kv}
+    sampling = {"sampling KV": sampled_rows * sequence * kv_bytes_per_token(a)}
     return MemoryEstimate(gpus, zero3, gradient_checkpointing, states, update, sampling)
 
 
@@ -319,4 +357,150 @@ def format_memory(
     lines.append(
         "  left out: the vision tower's activations, allocator fragmentation, the CUDA context"
     )
+    return "\n".join(lines)
+
+
+# Time and memory per stage side by side (the table `evoq plan` prints first).
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage on `gpus` GPUs: its estimated seconds and bytes per GPU, by part."""
+
+    stage: str
+    gpus: int
+    seconds: float
+    memory: dict[str, float]  # part -> bytes per GPU
+
+    @property
+    def memory_total(self) -> float:
+        return sum(self.memory.values())
+
+
+def inference_memory(
+    *,
+    model_params: float,
+    models: int,
+    rows: int,
+    tokens: int,
+    assumptions: MemoryAssumptions | None = None,
+) -> dict[str, float]:
+    """Bytes per GPU of generating with `models` whole bf16 models on each GPU (inference is
+    split by data, not by weights), each holding the KV cache of `rows` sequences of `tokens`."""
+    a = assumptions or MemoryAssumptions()
+    return {
+        "weights bf16": models * 2.0 * model_params,
+        "KV cache": models * rows * tokens * kv_bytes_per_token(a),
+    }
+
+
+def plan_stages(
+    *,
+    model_params: float,
+    gpus: int,
+    pairs: int,
+    votes: int,
+    samples: int,
+    vote_mode: str,
+    micro_batch: int,
+    vote_batch: int = 8,
+    reference_model: bool = True,
+    cost: CostAssumptions | None = None,
+    memory: MemoryAssumptions | None = None,
+) -> list[StagePlan]:
+    """Seconds and memory per GPU of vote, train and evaluate on `gpus` GPUs. Votes sample K
+    answers for `vote_batch` pairs at once; training is a ZeRO-3 (one GPU: plain)
+    checkpointed full fine-tune whose GPUs sample their share of a step's completions, in a
+    colocated vLLM engine holding its own bf16 weights with the vllm backend; evaluation holds
+    parent and candidate and reads logits (prefill only)."""
+    c = cost or CostAssumptions()
+    m = memory or MemoryAssumptions()
+    times = {
+        s.stage: s.seconds
+        for s in estimate_round(
+            model_params=model_params,
+            gpus=gpus,
+            pairs=pairs,
+            votes=votes,
+            samples=samples,
+            vote_mode=vote_mode,
+            assumptions=c,
+        )
+    }
+    sampled = vote_mode == "sampled"
+    vote = inference_memory(
+        model_params=model_params,
+        models=1,
+        rows=vote_batch * (votes if sampled else 2),
+        tokens=c.vote_prompt_tokens + (c.vote_answer_tokens if sampled else 1),
+        assumptions=m,
+    )
+    rows = -(-2 * c.pairs_per_step * samples // gpus)  # this GPU's share of a step's samples
+    vllm = c.backend == "vllm"
+    train = estimate_memory(
+        model_params=model_params,
+        gpus=gpus,
+        zero3=True,
+        micro_batch=micro_batch,
+        gradient_checkpointing=True,
+        sampled_rows=0 if vllm else rows,
+        reference_model=reference_model,
+        assumptions=m,
+    )
+    train_parts = {"training states": sum(train.states.values())}
+    train_parts["update or sampling"] = train.total - train_parts["training states"]
+    if vllm:  # the engine is held beside training (no sleep mode assumed)
+        engine = inference_memory(
+            model_params=model_params,
+            models=1,
+            rows=rows,
+            tokens=m.prompt_tokens + m.completion_tokens,
+            assumptions=m,
+        )
+        train_parts["vLLM engine"] = sum(engine.values())
+    evaluate = inference_memory(
+        model_params=model_params,
+        models=2,
+        rows=2 * vote_batch,
+        tokens=c.vote_prompt_tokens + 1,
+        assumptions=m,
+    )
+    memories = {"vote": vote, "train": train_parts, "evaluate": evaluate}
+    return [StagePlan(name, gpus, times[name], memories[name]) for name in times]
+
+
+def format_stage_plans(plans: list[StagePlan], assumptions: MemoryAssumptions) -> str:
+    """Time and memory per GPU of each stage, one column pair per GPU count."""
+    counts = sorted({p.gpus for p in plans})
+    stages = list(dict.fromkeys(p.stage for p in plans))
+    cell = {(p.stage, p.gpus): p for p in plans}
+    head = "".join(f"{f'{n} GPU time':>14}{f'{n} GPU GB':>12}" for n in counts)
+    lines = [
+        "ESTIMATE per stage: round wall time and peak memory per GPU (GB)",
+        "",
+        f"  {'stage':<10}{head}",
+    ]
+    for stage in stages:
+        row = "".join(
+            f"{_duration(cell[stage, n].seconds):>14}{cell[stage, n].memory_total / GB:>12.1f}"
+            for n in counts
+        )
+        lines.append(f"  {stage:<10}{row}")
+    totals = "".join(
+        f"{_duration(sum(cell[s, n].seconds for s in stages)):>14}"
+        f"{max(cell[s, n].memory_total for s in stages) / GB:>12.1f}"
+        for n in counts
+    )
+    lines.append(f"  {'round':<10}{totals}")
+    for n in counts:
+        over = [s for s in stages if cell[s, n].memory_total > assumptions.gpu_memory_gb * GB]
+        if over:
+            lines.append(
+                f"  on {n} GPU(s) {', '.join(over)} exceed(s) {assumptions.gpu_memory_gb:g} GB"
+            )
+    parts = "; ".join(
+        f"{s}: " + ", ".join(f"{k} {v / GB:.1f}" for k, v in cell[s, counts[-1]].memory.items())
+        for s in stages
+    )
+    lines.append(f"  memory parts on {counts[-1]} GPU(s), GB: {parts}")
     return "\n".join(lines)

@@ -3,6 +3,8 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.quality.cost import (
+    ROLLOUT_TOKENS,
+    VOTE_TOKENS,
     CostAssumptions,
     MemoryAssumptions,
     activation_bytes,
@@ -11,6 +13,7 @@ from app.quality.cost import (
     format_memory,
     layer_activation_elements,
     memory_table,
+    plan_stages,
 )
 
 
@@ -132,6 +135,8 @@ def test_7b_fits_80_gb_only_sharded_and_checkpointed():
         ("--votes", "-1"),
         ("--model-params", "0"),
         ("--micro-batch", "0"),
+        ("--vote-tokens", "0"),
+        ("--rollout-tokens", "-5"),
     ],
 )
 def test_plan_refuses_non_positive_input(option, value):
@@ -147,3 +152,107 @@ def test_plan_prints_memory_per_gpu():
     assert "memory per GPU" in result.output
     for setup in ("1 GPU", "4 GPU ZeRO-3", "8 GPU ZeRO-3 ckpt"):
         assert setup in result.output
+
+
+HAND = CostAssumptions(
+    vote_prompt_tokens=10,
+    vote_answer_tokens=100,
+    score_prompt_tokens=20,
+    score_answer_tokens=50,
+    gpu_peak_flops=1e12,
+    mfu_prefill=1.0,
+    mfu_decode=0.5,
+    mfu_decode_hf=0.1,
+    mfu_train=1.0,
+    sync_bytes_per_s=1e9,
+    pairs_per_step=30,
+    holdout_fraction=0.1,
+)
+
+
+def _hand(backend: str) -> dict:
+    stages = estimate_round(
+        model_params=1e9,
+        gpus=2,
+        pairs=1000,
+        votes=8,
+        samples=4,
+        assumptions=CostAssumptions(**{**HAND.__dict__, "backend": backend}),
+    )
+    return {s.stage: s.parts for s in stages}
+
+
+def test_reasoning_lengths_and_backend_by_hand():
+    # 2 GPUs x 1e12 FLOP/s; a token costs 2e9 FLOPs forward.
+    hf, vllm = _hand("hf"), _hand("vllm")
+    # Votes decode 1000 pairs x K=8 x 100 tokens: hf at 0.1 of peak, vLLM at 0.5.
+    assert hf["vote"]["decode"] == pytest.approx(1000 * 8 * 100 * 2e9 / (2e12 * 0.1))  # 8000 s
+    assert vllm["vote"]["decode"] == pytest.approx(1600)
+    assert hf["vote"]["prefill"] == vllm["vote"]["prefill"] == pytest.approx(20)  # 2 orders
+    # 1800 training images x G=4 x 50 tokens decoded; updates read prompt + completion at 8N.
+    assert hf["train"]["rollout decode"] == pytest.approx(1800 * 4 * 50 * 2e9 / 2e11)  # 3600
+    assert vllm["train"]["rollout decode"] == pytest.approx(720)
+    assert hf["train"]["policy update"] == pytest.approx(1800 * 4 * 70 * 8e9 / 2e12)  # 2016
+    # vLLM syncs 2 bytes per parameter after each of 900 / 30 = 30 steps, at 1e9 bytes/s.
+    assert vllm["train"]["weight sync"] == pytest.approx(30 * 2e9 / 1e9)
+    assert "weight sync" not in hf["train"]
+    with pytest.raises(ValueError):
+        _hand("tgi")
+
+
+def test_default_lengths_are_reasoning_lengths_not_answer_only():
+    a = CostAssumptions()
+    assert a.vote_answer_tokens == VOTE_TOKENS and a.score_answer_tokens == ROLLOUT_TOKENS
+    assert min(VOTE_TOKENS, ROLLOUT_TOKENS) >= 50  # an answer-only vote is ~8 tokens
+
+
+def test_stage_memory_by_hand():
+    cost = CostAssumptions(
+        **{**HAND.__dict__, "vote_prompt_tokens": 5, "vote_answer_tokens": 7, "pairs_per_step": 3}
+    )
+
+    def plans(backend: str, gpus: int) -> dict:
+        rows = plan_stages(
+            model_params=1000,
+            gpus=gpus,
+            pairs=100,
+            votes=3,
+            samples=2,
+            vote_mode="sampled",
+            micro_batch=2,
+            vote_batch=2,
+            cost=CostAssumptions(**{**cost.__dict__, "backend": backend}),
+            memory=SMALL,
+        )
+        return {p.stage: p for p in rows}
+
+    hf = plans("hf", 4)
+    # KV: 2 x 0.5 x 10 x 2 layers x 2 bytes = 40 bytes per token. Votes: 2 pairs x K=3 rows of
+    # 5 + 7 tokens beside 2000 bytes of bf16 weights.
+    assert hf["vote"].memory == {"weights bf16": 2000, "KV cache": 6 * 12 * 40}
+    # Evaluation: parent and candidate, 2 x 2 orders of 5 + 1 tokens each.
+    assert hf["evaluate"].memory == {"weights bf16": 4000, "KV cache": 2 * 4 * 6 * 40}
+    # Training (ZeRO-3, checkpointed): states 7000 as in test_memory_parts_by_hand; a GPU
+    # samples ceil(2 x 3 x 2 / 4) = 3 rows of 3 + 5 tokens (960) or updates (see below).
+    update = 2 * 10 * 2 * 16 + 160 * 2 * 16 + 4128  # inputs + one layer + logp head: 9888
+    assert hf["train"].memory == {"training states": 7000, "update or sampling": update}
+    assert hf["train"].memory_total == 16888
+    vllm = plans("vllm", 4)  # the engine's bf16 weights and its KV cache of those 3 rows
+    assert vllm["train"].memory["vLLM engine"] == 2000 + 3 * 8 * 40
+    assert vllm["vote"].memory == hf["vote"].memory
+    # One GPU: 20 bytes per parameter, nothing sharded or gathered.
+    assert plans("hf", 1)["train"].memory["training states"] == 20 * 1000
+
+
+def test_plan_prints_time_and_memory_per_stage_for_1_and_8_gpus():
+    args = ["plan", "--gpus", "8", "--vote-tokens", "300", "--rollout-tokens", "400"]
+    hf = CliRunner().invoke(app, args)
+    assert hf.exit_code == 0, hf.output
+    assert "1 GPU time" in hf.output and "8 GPU GB" in hf.output
+    assert "votes of 300 tokens" in hf.output and "rollouts of 400 tokens" in hf.output
+    assert "    weight sync" not in hf.output  # a part of the train stage
+    vllm = CliRunner().invoke(app, [*args, "--backend", "vllm"])
+    assert vllm.exit_code == 0, vllm.output
+    assert "    weight sync" in vllm.output and "vLLM engine" in vllm.output
+    bad = CliRunner().invoke(app, ["plan", "--backend", "tgi"])
+    assert bad.exit_code == 2 and "--backend must be one of hf, vllm" in bad.output
