@@ -1,11 +1,9 @@
 """Ask a loaded vision-language model for quality scores and pairwise preferences
-(app/quality/loading.py loads one)."""
+(app/quality/loading.py loads one); the modes and result types are in app/quality/results.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -15,56 +13,17 @@ from app.quality.boxed import append_continuations, box_prefixes
 from app.quality.encoding import PromptEncoder
 from app.quality.images import ImageSource, PreparedImage, prepare_image
 from app.quality.parsing import parse_choice, parse_score
+from app.quality.results import (
+    MAX_NEW_TOKENS,
+    RATINGS,
+    CompareMode,
+    CompareResult,
+    ModelClosed,  # noqa: F401 - the serving side names it from here
+    ScoreMode,
+    ScoreResult,
+    serving_mode,
+)
 from app.quality.sampling import VISION_TOKENS, SamplingParams, sample_continuations
-
-RATINGS = (1, 2, 3, 4, 5)
-# With reasoning the answer follows a free-form <think> block; without it the answer is the
-# first token, so answer-only votes need one token and answer-only scores a few ("3.75").
-MAX_NEW_TOKENS = {("score", True): 1024, ("score", False): 8, ("compare", True): 1024}
-MAX_NEW_TOKENS[("compare", False)] = 1
-
-ScoreMode = Literal["auto", "fast", "deterministic", "sampled"]
-CompareMode = Literal["auto", "logits", "deterministic", "sampled"]
-
-
-def serving_mode(task: str, reasoning: bool) -> str:
-    """How a model is asked unless a caller says otherwise: the API's default, the gate's
-    holdout and probe measurements and the anchor scores all use it. A reasoning model answers
-    after its monologue, with the prompt GRPO trains ("deterministic": greedy reasoning, then
-    the answer distribution at the box); an answer-only model from its first token."""
-    if reasoning:
-        return "deterministic"
-    return "fast" if task == "score" else "logits"
-
-
-class ModelClosed(RuntimeError):
-    """The model was closed (a serving slot swapped it out); take the slot's current one."""
-
-
-@dataclass
-class ScoreResult:
-    """Quality of one image: score in [1, 5] (None when no sample parsed), its spread, counts."""
-
-    score: float | None
-    std: float
-    valid: int
-    n: int
-    texts: list[str] | None = None
-    tokens: int = 0  # tokens generated for this image: the mode's cost beyond one prefill
-    # fast and deterministic: P("1".."5") at the answer position (how the gate measures change)
-    probs: list[float] | None = None
-
-
-@dataclass
-class CompareResult:
-    """p_first: probability that the first image of the pair has the better quality."""
-
-    p_first: float
-    votes_a: int
-    votes_b: int
-    invalid: int
-    mode: str
-    tokens: int = 0  # tokens generated for this pair (both orders, every vote)
 
 
 def _single_token_id(tokenizer, text: str) -> int:
