@@ -10,6 +10,9 @@ from app.commands.options import resolve_model_option
 def make_tiny_model(
     path: str = typer.Argument(..., help="Folder to write the model into (replaced if present)."),
     vocab: str = typer.Option("small", help="small: trained ~550-id BPE; qwen: Qwen's real vocab."),
+    family: str = typer.Option(
+        "qwen2.5-vl", help="Model family: qwen2-vl, qwen2.5-vl or qwen3-vl (app/quality/families)."
+    ),
     seed: int = typer.Option(0, help="Seed of the random weights."),
     reasoning: bool = typer.Option(
         False,
@@ -21,7 +24,11 @@ def make_tiny_model(
         help="With --reasoning: train the prior (~2 min) instead of applying the shipped one.",
     ),
 ) -> None:
-    """Write a tiny random-weight Qwen2.5-VL folder that loads like a real checkpoint."""
+    """Write a tiny random-weight Qwen-VL folder that loads like a real checkpoint."""
+    if reasoning and family != "qwen2.5-vl":
+        raise typer.BadParameter(
+            "--reasoning builds the Qwen2.5-VL fixture only", param_hint="--family"
+        )
     if reasoning:
         from app.demo.reasoning_prior import build_reasoning_model
 
@@ -30,7 +37,7 @@ def make_tiny_model(
         return
     from app.demo.tiny import build_tiny_model
 
-    typer.echo(str(build_tiny_model(path, vocab=vocab, seed=seed)))
+    typer.echo(str(build_tiny_model(path, vocab=vocab, family=family, seed=seed)))
 
 
 def make_synthetic(

@@ -18,13 +18,19 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, tr
 from tokenizers.tokenizers import AddedToken
 from transformers import (
     GenerationConfig,
-    Qwen2_5_VLConfig,
+    PretrainedConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2Tokenizer,
     Qwen2VLImageProcessorPil,
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+from app.quality import families
+from app.quality.families.base import Family
+
+# Re-exported: the reasoning prior and tests read Qwen2.5-VL's template and layout here.
+from app.quality.families.qwen2_5_vl import CHAT_TEMPLATE as CHAT_TEMPLATE
+from app.quality.families.qwen2_5_vl import QWEN_7B_PREPROCESSOR
 from app.quality.processor import ImageOnlyQwen2_5_VLProcessor
 
 # Qwen2.5's special tokens in id order (151643..151664 in the real vocabulary).
@@ -58,26 +64,7 @@ QWEN_PRETOKENIZE_REGEX = (
 )
 QWEN_VOCAB_SIZE = 151936  # embedding rows of Qwen2.5-VL-3B (padded past the 151665 used ids)
 
-# The Qwen2.5-VL chat template (no package ships it): default system prompt, one vision block
-# per image, generation prompt "<|im_start|>assistant\n".
-CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+# CHAT_TEMPLATE: Qwen2.5-VL's (app/quality/families/qwen2_5_vl.py); other families bring theirs.
 
 # Text the small BPE is trained on: the service's prompts as they were when the demo's recipe
 # was settled. Frozen literals, not prompts.*: the small vocabulary (and with it the tiny and
@@ -119,14 +106,6 @@ class TinySpec:
     small_vocab_size: int = 1000  # BPE merges until every corpus word is one token (529 + 22 ids)
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
-
-
-def _mrope_section(head_dim: int) -> list[int]:
-    """Split head_dim/2 rotary pairs over (t, h, w) like Qwen's [16, 24, 24] for head_dim 128."""
-    half = head_dim // 2
-    t = half // 4
-    h = (half - t) // 2
-    return [t, h, half - t - h]
 
 
 def _small_vocab(spec: TinySpec) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -195,10 +174,13 @@ def _qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 def build_tokenizer(
-    vocab: Literal["small", "qwen"], spec: TinySpec | None = None
+    vocab: Literal["small", "qwen"], spec: TinySpec | None = None, family: Family | None = None
 ) -> Qwen2Tokenizer:
-    """A Qwen2Tokenizer with the small trained BPE or Qwen's real vocabulary, plus Qwen's specials."""
+    """A Qwen2Tokenizer with the small trained BPE or Qwen's real vocabulary, plus Qwen's
+    specials (and the family's own, after them) and the family's chat template."""
     spec = spec or TinySpec()
+    family = family or families.by_name(families.DEFAULT_FAMILY)
+    specials = SPECIAL_TOKENS + family.extra_tokens
     if vocab == "small":
         token_ids, merges = _small_vocab(spec)
     elif vocab == "qwen":
@@ -207,62 +189,21 @@ def build_tokenizer(
         raise ValueError(f"vocab must be 'small' or 'qwen', not {vocab!r}")
     tokenizer = Qwen2Tokenizer(vocab=dict(token_ids), merges=list(merges))
     # Qwen2Tokenizer registers <|endoftext|> first; the rest follow in Qwen's id order.
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = family.chat_template
     tokenizer.model_max_length = 32768
     expected = len(token_ids)
-    for offset, t in enumerate(SPECIAL_TOKENS):
+    for offset, t in enumerate(specials):
         if tokenizer.convert_tokens_to_ids(t) != expected + offset:
             raise RuntimeError(f"special token {t} did not get id {expected + offset}")
     return tokenizer
 
 
-def _config(spec: TinySpec, tokenizer: Qwen2Tokenizer, vocab_size: int) -> Qwen2_5_VLConfig:
-    ids = tokenizer.convert_tokens_to_ids
-    head_dim = spec.hidden_size // spec.num_attention_heads
-    text = {
-        "vocab_size": vocab_size,
-        "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_hidden_layers": spec.num_hidden_layers,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
-        "max_position_embeddings": 4096,
-        "max_window_layers": spec.num_hidden_layers,
-        "initializer_range": spec.initializer_range,
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 1000000.0,
-            "mrope_section": _mrope_section(head_dim),
-        },
-        "bos_token_id": ids("<|endoftext|>"),
-        "eos_token_id": ids("<|im_end|>"),
-        "pad_token_id": ids("<|endoftext|>"),
-        "tie_word_embeddings": spec.tie_word_embeddings,
-    }
-    vision = {
-        "depth": spec.vision_depth,
-        "hidden_size": spec.vision_hidden_size,
-        "intermediate_size": spec.vision_intermediate_size,
-        "num_heads": spec.vision_num_heads,
-        "out_hidden_size": spec.hidden_size,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "window_size": 112,
-        "fullatt_block_indexes": [spec.vision_depth - 1],
-        "initializer_range": spec.initializer_range,
-    }
-    return Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=spec.tie_word_embeddings,
-    )
+def _config(
+    spec: TinySpec, tokenizer: Qwen2Tokenizer, vocab_size: int, family: Family
+) -> PretrainedConfig:
+    return family.tiny_config(spec, tokenizer.convert_tokens_to_ids, vocab_size)
 
 
 def _generation_config(tokenizer: Qwen2Tokenizer) -> GenerationConfig:
@@ -280,25 +221,12 @@ def _generation_config(tokenizer: Qwen2Tokenizer) -> GenerationConfig:
     )
 
 
-# Qwen2.5-VL-7B-Instruct's preprocessor_config.json, as the checkpoint ships it.
-QWEN_7B_PREPROCESSOR = {
-    "min_pixels": 3136,
-    "max_pixels": 12845056,
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "image_processor_type": "Qwen2VLImageProcessor",
-    "processor_class": "Qwen2_5_VLProcessor",
-}
-
 # Prior: (model, processor) -> marker fields; it changes the model's weights in place.
 Prior = Callable[[Qwen2_5_VLForConditionalGeneration, ImageOnlyQwen2_5_VLProcessor], dict]
 
 
 def _write_processor_like_a_checkpoint(
-    staging: Path, spec: TinySpec, tokenizer: Qwen2Tokenizer
+    staging: Path, spec: TinySpec, tokenizer: Qwen2Tokenizer, family: Family
 ) -> None:
     """The real checkpoint's layout: preprocessor_config.json, chat_template.json and the
     template inside tokenizer_config.json (transformers 5 would write processor_config.json
@@ -306,13 +234,12 @@ def _write_processor_like_a_checkpoint(
     tokenizer.save_pretrained(staging)
     (staging / "chat_template.jinja").unlink(missing_ok=True)
     tok_config = json.loads((staging / "tokenizer_config.json").read_text())
-    tok_config["chat_template"] = CHAT_TEMPLATE
+    tok_config["chat_template"] = family.chat_template
     (staging / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
-    preprocessor = {**QWEN_7B_PREPROCESSOR, "min_pixels": spec.min_pixels}
-    preprocessor["max_pixels"] = spec.max_pixels
+    preprocessor = family.checkpoint_preprocessor(spec.min_pixels, spec.max_pixels)
     (staging / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
     (staging / "chat_template.json").write_text(
-        json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2) + "\n"
+        json.dumps({"chat_template": family.chat_template}, indent=2) + "\n"
     )
 
 
@@ -320,12 +247,14 @@ def build_tiny_model(
     path: str | Path,
     *,
     vocab: Literal["small", "qwen"] = "small",
+    family: str = families.DEFAULT_FAMILY,
     seed: int = 0,
     reasoning: bool | None = None,
     prior: Prior | None = None,
     **overrides: int | float | bool,
 ) -> Path:
-    """Write a random-weight Qwen2.5-VL folder (weights, tokenizer, chat template, processor).
+    """Write a random-weight Qwen-VL folder (weights, tokenizer, chat template, processor) of
+    `family` (qwen2-vl, qwen2.5-vl, qwen3-vl: app/quality/families).
 
     `overrides` are TinySpec fields (hidden_size, num_hidden_layers, vision_depth, max_pixels...).
     vocab="qwen" writes the real checkpoint's file layout and, unless overridden, its pixel
@@ -344,17 +273,21 @@ def build_tiny_model(
     reasoning = faithful if reasoning is None else reasoning
     spec = TinySpec(**overrides)
     path = Path(path)
-    tokenizer = build_tokenizer(vocab, spec)
+    kind = families.by_name(family)
+    tokenizer = build_tokenizer(vocab, spec, kind)
     vocab_size = QWEN_VOCAB_SIZE if vocab == "qwen" else len(tokenizer)
-    config = _config(spec, tokenizer, vocab_size)
+    config = _config(spec, tokenizer, vocab_size, kind)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = kind.model_class(config).eval()
     model.generation_config = _generation_config(tokenizer)
     image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=spec.min_pixels, max_pixels=spec.max_pixels, patch_size=14, merge_size=2
+        min_pixels=spec.min_pixels,
+        max_pixels=spec.max_pixels,
+        patch_size=kind.patch_size,
+        merge_size=2,
     )
-    processor = ImageOnlyQwen2_5_VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
+    processor = kind.processor_class(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=kind.chat_template
     )
     marker = {"vocab": vocab, "seed": seed, **asdict(spec)}
     if reasoning:
@@ -368,7 +301,7 @@ def build_tiny_model(
     try:
         model.save_pretrained(staging)
         if faithful:
-            _write_processor_like_a_checkpoint(staging, spec, tokenizer)
+            _write_processor_like_a_checkpoint(staging, spec, tokenizer, kind)
         else:
             processor.save_pretrained(staging)
         (staging / "evoquality_tiny.json").write_text(json.dumps(marker, indent=2) + "\n")

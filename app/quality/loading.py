@@ -54,6 +54,10 @@ def load_bounded_processor(source: str, max_pixels: int | None) -> tuple[Any, in
     """The checkpoint folder's processor with its pixel bound lowered to max_pixels, and that
     bound; load_model uses it, and so does a process that only prepares inputs."""
     processor = load_processor(source)
+    # Left padding, as every decoder-only batch here is padded: TRL pads prompt ids left but
+    # takes mm_token_type_ids from `processor(...)`, and right-padded types misplace the image
+    # tokens' rope positions in every row shorter than the longest (Qwen3-VL raises on it).
+    processor.tokenizer.padding_side = "left"
     size = processor.image_processor.size
     # max_pixels only lowers the processor's own bound: a model trained on small images
     # (the demo model sees 56x56) must not be fed more image tokens than it ever saw.
