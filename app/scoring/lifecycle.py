@@ -50,8 +50,13 @@ def serving_loader(settings: Settings):  # noqa: ANN201 - Callable[[str], Qualit
 
         def load_vllm(checkpoint_path: str) -> QualityModel:
             source = resolve_model_source(checkpoint_path, models_dir(settings))
+            # A swap starts the new engine before the old one stops: two share the budget.
             return load_vllm_model(
-                source, python=settings.vllm_python, max_pixels=settings.max_pixels
+                source,
+                python=settings.vllm_python,
+                max_pixels=settings.max_pixels,
+                gpu_memory=settings.vllm_gpu_memory,
+                engines=2,
             )
 
         return load_vllm

@@ -144,7 +144,17 @@ def test_the_api_serves_scores_from_a_vllm_engine(models, model_dir, images, tmp
         patch.setattr(vllm_backend, "load_vllm_model", load_vllm_model)
         slot = ModelSlot(serving_loader(settings))
         assert slot.swap_to(1, str(model_dir))
-    assert asked == [(str(model_dir), {"python": VLLM_PYTHON, "max_pixels": settings.max_pixels})]
+    assert asked == [
+        (
+            str(model_dir),
+            {
+                "python": VLLM_PYTHON,
+                "max_pixels": settings.max_pixels,
+                "gpu_memory": settings.vllm_gpu_memory,
+                "engines": 2,  # old and new engine overlap during a swap
+            },
+        )
+    ]
     fast = [images[k] for k in range(3)]
 
     async def serve():  # noqa: ANN202
