@@ -31,30 +31,44 @@ from app.quality.model import QualityModel
 ASSET = Path(__file__).parent / "assets" / "tiny-reasoning-prior.safetensors.xz"
 PRIOR_NAME = "reasoning-format"
 
-# Sentences of the think block; brightness ones are picked to match the image.
+# Clauses of the think block; brightness ones are picked to match the image.
 _GENERIC = (
-    "The details are clear.",
-    "There is some noise in the flat areas.",
-    "The edges look soft.",
-    "The colors look natural.",
-    "The contrast is low.",
-    "The texture is fine.",
-    "I look at the whole picture.",
-    "The focus is good.",
-    "Some areas are blurry.",
-    "The exposure matters here.",
-    "Let me check the details again.",
-    "The picture has few artifacts.",
-    "The sharpness is acceptable.",
-    "Overall the quality seems",
+    "the details are clear",
+    "there is some noise in the flat areas",
+    "the edges look soft",
+    "the colors look natural",
+    "the contrast is low",
+    "the texture is fine",
+    "I look at the whole picture",
+    "the focus is good",
+    "some areas are blurry",
+    "the exposure matters here",
+    "the picture has few artifacts",
+    "the sharpness is acceptable",
 )
-_DARK = ("The image is dark.", "The shadows hide details.", "It is underexposed.")
-_MID = ("The lighting is balanced.", "The brightness is moderate.")
-_BRIGHT = ("The image is bright.", "The highlights are clear.", "It is well lit.")
+_DARK = ("the image is dark", "the shadows hide details", "it is underexposed")
+_MID = ("the lighting is balanced", "the brightness is moderate")
+_BRIGHT = ("the image is bright", "the highlights are clear", "it is well lit")
 _COMPARE = {
-    0: ("The first image is brighter.", "The second image is darker."),
-    1: ("The second image is brighter.", "The first image is darker."),
+    0: ("the first image is brighter", "the second image is darker"),
+    1: ("the second image is brighter", "the first image is darker"),
 }
+# The think text is a chain of steps with these openers, then "Finally, ...": after each step
+# the training texts go on more often than they finish, and the chain has a hard end, so a
+# greedy answer walks it to the end and closes with a box while samples stop anywhere.
+_ORDINALS = (
+    "First",
+    "Second",
+    "Third",
+    "Fourth",
+    "Fifth",
+    "Sixth",
+    "Seventh",
+    "Eighth",
+    "Ninth",
+    "Tenth",
+)
+_FINALLY = "Finally"
 
 
 @dataclass
@@ -64,13 +78,12 @@ class ReasoningPriorConfig:
     steps: int = 300
     images_per_step: int = 4  # score examples per step
     pairs_per_step: int = 4  # compare examples per step
-    # Score openings only ("<think> The image is dark."): cheap, and they carry the image's
-    # evidence that long examples dilute. (Compare openings did not teach this 2-layer model
-    # to compare two images: its compare answers do not follow brightness.)
+    # Score openings only ("<think> First, the image is dark"): cheap, and they carry the
+    # image's evidence that long examples dilute.
     opening_images_per_step: int = 8
     lr: float = 3e-3
-    min_think_tokens: int = 10
-    max_think_tokens: int = 250
+    chain_steps: int = 10  # the chain's hard end (at most len(_ORDINALS))
+    go_on: float = 0.8  # probability that a training text takes one more step
     negatives: int = 4096  # sampled rows outside the trained ones, per step
     image_sizes: tuple[int, ...] = (56, 84)  # 4 and 9 image tokens
     seed: int = 0
@@ -85,38 +98,45 @@ def _image(rng: np.random.Generator, size: int) -> tuple[Image.Image, float]:
     return Image.fromarray((pixels * 255).astype(np.uint8)), brightness
 
 
-def _brightness_sentence(rng: np.random.Generator, brightness: float) -> str:
+def _brightness_clause(rng: np.random.Generator, brightness: float) -> str:
     pool = _DARK if brightness < 0.35 else _BRIGHT if brightness > 0.65 else _MID
     return pool[rng.integers(len(pool))]
 
 
-def _think(rng: np.random.Generator, tokenizer, length: int, cue) -> str:
-    """Sentences until the think text has at least `length` tokens; cue() gives the sentences
-    that carry the image's evidence: the first (read right after the image) and about one in
-    three of the rest."""
-    words = [cue()]
-    count = len(tokenizer.encode(" " + words[0], add_special_tokens=False))
-    while count < length:
-        sentence = cue() if rng.random() < 0.35 else _GENERIC[rng.integers(len(_GENERIC))]
-        words.append(sentence)
-        count += len(tokenizer.encode(" " + sentence, add_special_tokens=False))
-    return " ".join(words)
+def chain_length(rng: np.random.Generator, config: ReasoningPriorConfig) -> int:
+    """Steps before "Finally": one, then one more with probability go_on, up to the hard end."""
+    steps = 1
+    while steps < config.chain_steps and rng.random() < config.go_on:
+        steps += 1
+    return steps
 
 
-def score_completion(rng: np.random.Generator, tokenizer, brightness: float, length: int) -> str:
+def _think(rng: np.random.Generator, steps: int, cue) -> str:
+    """`steps` ordinal steps of two clauses each, then "Finally, <cue>."; cue() gives the
+    clauses that carry the image's evidence: the first step's (read right after the image),
+    the last one's (read right before the box) and about one in three of the rest."""
+
+    def clause() -> str:
+        return cue() if rng.random() < 0.35 else _GENERIC[rng.integers(len(_GENERIC))]
+
+    parts = [f"{_ORDINALS[0]}, {cue()}, and {clause()}."]
+    parts += [f"{_ORDINALS[k]}, {clause()}, and {clause()}." for k in range(1, steps)]
+    parts.append(f"{_FINALLY}, {cue()}.")
+    return " ".join(parts)
+
+
+def score_completion(rng: np.random.Generator, brightness: float, steps: int) -> str:
     """`<think> ... </think> \\boxed{x.xx}` with the score following brightness (noisy)."""
     score = float(np.clip(1.0 + 4.0 * brightness + rng.normal(0.0, 0.3), 1.0, 5.0))
-    think = _think(rng, tokenizer, length, lambda: _brightness_sentence(rng, brightness))
+    think = _think(rng, steps, lambda: _brightness_clause(rng, brightness))
     return f"<think> {think} </think> \\boxed{{{score:.2f}}}"
 
 
-def compare_completion(
-    rng: np.random.Generator, tokenizer, first: float, second: float, length: int
-) -> str:
+def compare_completion(rng: np.random.Generator, first: float, second: float, steps: int) -> str:
     """`<think> ... </think> \\boxed{0|1}`: 0 when the first image is the brighter one."""
     choice = 0 if first > second else 1
     pool = _COMPARE[choice]
-    think = _think(rng, tokenizer, length, lambda: pool[rng.integers(len(pool))])
+    think = _think(rng, steps, lambda: pool[rng.integers(len(pool))])
     return f"<think> {think} </think> \\boxed{{{choice}}}"
 
 
@@ -188,9 +208,10 @@ def _trained_ids(qm: QualityModel, config: ReasoningPriorConfig) -> torch.Tensor
     """Every token id the prior's prompts and texts can contain."""
     tok = qm.processor.tokenizer
     texts = [qm._template("score", True), qm._template("compare", True)]
-    sentences = _GENERIC + _DARK + _MID + _BRIGHT + _COMPARE[0] + _COMPARE[1]
-    texts += [" " + s for s in sentences] + ["<think> ", " </think> \\boxed{", "}"]
-    texts += [f"{d}" for d in range(10)] + ["."]
+    clauses = _GENERIC + _DARK + _MID + _BRIGHT + _COMPARE[0] + _COMPARE[1]
+    texts += [" " + c for c in clauses] + ["<think> ", " </think> \\boxed{", "}"]
+    texts += [f" {o}," for o in (*_ORDINALS, _FINALLY)] + [f"<think> {_ORDINALS[0]},"]
+    texts += [f"{d}" for d in range(10)] + [".", ",", " and"]
     ids = {i for t in texts for i in tok.encode(t, add_special_tokens=False)}
     ids |= set(qm.eos_ids) | {tok.pad_token_id}
     return torch.tensor(sorted(ids))
@@ -208,7 +229,6 @@ def train_reasoning_prior(
     qm = QualityModel(
         model, processor, source="<training>", device=torch.device("cpu"), max_pixels=112 * 112
     )
-    tok = processor.tokenizer
     trained = _trained_ids(qm, config)
     original = model.get_input_embeddings()
     embed = _RowTrainedEmbedding(original.weight, trained)
@@ -220,24 +240,23 @@ def train_reasoning_prior(
     params = [p for p in model.parameters() if p.requires_grad]  # tied lm_head excluded
     optim = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     model.train()
-    lengths = (config.min_think_tokens, config.max_think_tokens + 1)
     for _ in range(config.steps):
         size = int(rng.choice(config.image_sizes))
         singles, score_texts = [], []
         for _ in range(config.images_per_step):
             img, bright = _image(rng, size)
             singles.append((img,))
-            score_texts.append(score_completion(rng, tok, bright, int(rng.integers(*lengths))))
+            score_texts.append(score_completion(rng, bright, chain_length(rng, config)))
         pairs, compare_texts = [], []
         for _ in range(config.pairs_per_step):
             (a, ba), (b, bb) = _image(rng, size), _image(rng, size)
             pairs.append((a, b))
-            compare_texts.append(compare_completion(rng, tok, ba, bb, int(rng.integers(*lengths))))
+            compare_texts.append(compare_completion(rng, ba, bb, chain_length(rng, config)))
         openings, opening_texts = [], []
         for _ in range(config.opening_images_per_step):
             img, bright = _image(rng, size)
             openings.append((img,))
-            opening_texts.append("<think> " + _brightness_sentence(rng, bright))
+            opening_texts.append(f"<think> {_ORDINALS[0]}, {_brightness_clause(rng, bright)},")
         loss = 0.0
         for task, rows, texts, close in (
             ("score", singles, score_texts, True),
@@ -273,7 +292,7 @@ def _key(model, config: ReasoningPriorConfig) -> str:
     text = json.dumps(
         [
             asdict(config),
-            [_GENERIC, _DARK, _MID, _BRIGHT, _COMPARE[0], _COMPARE[1]],
+            [_GENERIC, _DARK, _MID, _BRIGHT, _COMPARE[0], _COMPARE[1], _ORDINALS, _FINALLY],
             prompts.score_messages(True),
             prompts.compare_messages(True),
             CHAT_TEMPLATE,

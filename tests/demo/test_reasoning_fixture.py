@@ -129,6 +129,18 @@ def test_score_answers_think_at_varying_length_then_box(prior):
     assert dark.score < bright.score  # the prior reads brightness (weakly)
 
 
+def test_greedy_answers_close_the_think_and_box_within_a_few_hundred_tokens(prior):
+    # The service serves reasoning models greedily ("deterministic"); a real reasoning
+    # checkpoint's greedy answer ends with a box, so the fixture's must too (no loop).
+    images = [_at(b, seed) for seed, b in enumerate(np.linspace(0.05, 0.95, 8))]
+    results = prior.score(images, mode="deterministic")
+    assert sum(r.valid for r in results) >= 7, [r.valid for r in results]
+    assert all(0 < r.tokens < 400 for r in results), [r.tokens for r in results]
+    assert results[0].score < results[-1].score  # greedy answers read brightness too
+    (pair,) = prior.compare([(images[0], images[-1])], mode="deterministic")
+    assert pair.invalid == 0 and 0 < pair.tokens < 800, pair
+
+
 def test_small_token_budgets_truncate_the_reasoning(prior):
     (result,) = prior.score(
         _images(2, 1), mode="sampled", n=4, return_texts=True, seed=0, max_new_tokens=12
@@ -160,7 +172,7 @@ def test_shipped_prior_is_current(tiny_reasoning_dir):
 
 def test_without_a_fitting_asset_the_prior_trains_only_its_rows(tiny_reasoning_raw_dir, tmp_path):
     # Other settings than the shipped asset's: it does not fit, so the prior trains.
-    config = reasoning_prior.ReasoningPriorConfig(steps=2, max_think_tokens=20, negatives=256)
+    config = reasoning_prior.ReasoningPriorConfig(steps=2, chain_steps=2, negatives=256)
     path = build_tiny_model(
         tmp_path / "trained", vocab="qwen", prior=reasoning_prior.reasoning_prior(config)
     )
