@@ -1,12 +1,15 @@
 """How a round's cost grows: voting time vs pairs and vs K (sampled vs logits), GRPO step time vs G.
 
-Tiny random model on CPU, one thread, answer-only prompts, in this process (no services). Prints
+Tiny random model on CPU, one thread, answer-only prompts, in this process (no services); then
+reasoning votes vs K on the reasoning fixture (builtin:tiny-reasoning), whose answers run to
+hundreds of tokens, with the mean tokens per vote (what `evoq plan --vote-tokens` takes). Prints
 seconds per pair vote and per GRPO step, and the fitted growth: a linear fit (seconds per unit,
 fixed cost) and the log-log exponent (1 = linear, 0 = flat). Goal: linear in pairs and in K for
 sampled votes, flat in K for logits votes. These are the numbers `evoq plan` stands beside.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_round_cost.py [--pairs 100,200,400,800]
-        [--ks 1,8,32] [--gs 2,4,8] [--k-pairs 16] [--vote-k 4]
+        [--ks 1,8,32] [--gs 2,4,8] [--k-pairs 16] [--vote-k 4] [--reasoning-ks 1,2,4]
+        [--reasoning-pairs 4]
 """
 
 from __future__ import annotations
@@ -56,6 +59,26 @@ def _vote_seconds(model, images, n_pairs: int, mode: str, k: int) -> float:
     return time.perf_counter() - start
 
 
+def _reasoning_votes(images, ks: list[int], n_pairs: int, work: Path) -> None:
+    """Sampled reasoning votes on the reasoning fixture: seconds per pair and tokens per vote."""
+    import app.demo.builtins  # noqa: F401  (registers builtin:tiny-reasoning)
+
+    model = load_model("builtin:tiny-reasoning", device="cpu", cache_dir=work / "cache")
+    pairs = [(images[p.a], images[p.b]) for p in _pairs(n_pairs)]
+    model.compare(pairs[:1], mode="sampled", k=1, seed=0)  # warm-up
+    print(f"\nreasoning votes vs K (builtin:tiny-reasoning, {n_pairs} pairs):")
+    print("| K | s per pair | tokens per vote |\n|---|---|---|")
+    secs = []
+    for k in ks:
+        start = time.perf_counter()
+        results = model.compare(pairs, mode="sampled", k=k, seed=0)
+        secs.append(time.perf_counter() - start)
+        tokens = sum(r.tokens or 0 for r in results) / (k * n_pairs)
+        print(f"| {k} | {secs[-1] / n_pairs:.3f} | {tokens:.0f} |")
+    if len(ks) > 1:
+        print(f"fit in K, reasoning: {_fit(ks, secs)}")
+
+
 def _grpo_step_seconds(model_dir: Path, images, g: int, steps: int, work: Path) -> float:
     votes = [VoteResult(p.a, p.b, 1, 0, 0, 1.0) for p in _pairs(8)]
     config = GRPORoundConfig(
@@ -87,6 +110,8 @@ def main() -> None:
     parser.add_argument("--k-pairs", type=int, default=16, help="pairs of the K sweep")
     parser.add_argument("--gs", type=_ints, default=[2, 4, 8])
     parser.add_argument("--grpo-steps", type=int, default=2)
+    parser.add_argument("--reasoning-ks", type=_ints, default=[1, 2, 4])
+    parser.add_argument("--reasoning-pairs", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     images = _images()
@@ -121,6 +146,7 @@ def main() -> None:
         for g, s in zip(args.gs, steps, strict=True):
             print(f"| {g} | {s:.2f} |")
         print(f"fit in G: {_fit(args.gs, steps)}")
+        _reasoning_votes(images, args.reasoning_ks, args.reasoning_pairs, Path(tmp))
 
 
 if __name__ == "__main__":
