@@ -99,6 +99,8 @@ def test_two_grpo_steps_save_a_checkpoint_that_reloads(family_dir, tmp_path):
 
 
 def test_fast_scores_do_not_depend_on_batching(loaded):
+    # At the initial weights an unmasked padding moves these scores by 3e-3 to 3e-2; weights
+    # scaled x8 saturate the answer distribution and hide it, so the test keeps them.
     tokens = {
         int(loaded.encode("score", False, [[img]])["image_grid_thw"].prod()) for img in IMAGES
     }
