@@ -10,6 +10,7 @@ import torch
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.utils import maybe_gather_lm_head_ctx
 
+from app.quality.kv_cache import cache_kwargs, output_cache
 from app.quality.sampling import supports_shared_prefill
 
 __all__ = ["VOCAB_CHUNK", "chunked_logps", "distinct_prompts", "shared_prefix_logps"]
@@ -140,7 +141,7 @@ def shared_prefix_logps(
     out = model.model(**prompts, position_ids=positions, use_cache=logits_to_keep > 1)
     hidden = out.last_hidden_state[index, -1:, :]
     if logits_to_keep > 1:
-        cache = out.cache
+        cache = output_cache(out)
         cache.reorder_cache(index)  # index_select: differentiable, gradients reach the prefill
         mask = torch.cat([prompts["attention_mask"][index], attention_mask[:, prompt_width:-1]], 1)
         # Completion tokens continue the text positions after the prompt's last real token.
@@ -151,7 +152,7 @@ def shared_prefix_logps(
             input_ids=completion[:, :-1],
             attention_mask=mask,
             position_ids=pos,
-            cache=cache,
+            **cache_kwargs(model.model, cache),
             use_cache=True,
         )
         hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)

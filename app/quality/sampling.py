@@ -13,6 +13,8 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from app.quality.kv_cache import cache_kwargs, output_cache
+
 # Vision placeholders must never be generated: a completion holding <|image_pad|> breaks the
 # next prompt built from it (TRL <= 1.14 crashed on exactly this).
 VISION_TOKENS = (
@@ -107,7 +109,7 @@ def sample_token_matrix(
     index = torch.repeat_interleave(
         torch.arange(len(counts), device=device), torch.tensor(counts, device=device)
     )
-    cache = out.cache
+    cache = output_cache(out)
     if decoding:  # one answer token needs no cache: sample it straight from the prefill logits
         cache.reorder_cache(index)
     logits = out.logits[index, -1, :]
@@ -129,11 +131,11 @@ def sample_token_matrix(
             input_ids=tokens[:, None],
             attention_mask=mask,
             position_ids=pos,
-            cache=cache,
+            **cache_kwargs(model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
-        cache, logits = out.cache, out.logits[:, -1, :]
+        cache, logits = output_cache(out), out.logits[:, -1, :]
     return torch.stack(steps, dim=1)
 
 
