@@ -58,6 +58,11 @@ def evaluate(round_id: int) -> NextTasks:
             metrics[f"{role}_holdout_compare_accuracy"] = on_pairs["compare_accuracy"]
             metrics["holdout_pairs"] = on_pairs["pairs"]
             metrics["eval_mode"] = mode
+            # The mode alone does not name the prompt: deterministic is the answer-only
+            # prompt for an answer-only model.
+            metrics["eval_prompt"] = (
+                "reasoning" if model.reasoning_default and mode != "fast" else "answer-only"
+            )
             if probe_items:
                 scores = model.score([open_image(p) for p, _ in probe_items], mode=mode)
                 metrics[f"{role}_probe_srcc"] = srcc(
