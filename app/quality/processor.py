@@ -24,7 +24,9 @@ def load_processor(source: str | Path) -> ProcessorMixin:
     image-only processor of the checkpoint's family (local folder or hub id)."""
     try:
         return AutoProcessor.from_pretrained(source)
-    except ImportError:
-        if has_torchvision():
+    except (ImportError, ValueError) as error:
+        # Qwen2.5-VL's video processor raises ImportError; Qwen3-VL's auto class a ValueError
+        # naming torchvision.
+        if has_torchvision() or (isinstance(error, ValueError) and "torchvision" not in str(error)):
             raise
     return of_checkpoint(source).processor_class.from_pretrained(source)

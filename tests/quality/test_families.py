@@ -146,3 +146,15 @@ def test_processor_batches_pad_left_with_aligned_token_types(family_dir):
     ids, types = np.array(batch["input_ids"]), np.array(batch["mm_token_type_ids"])
     assert (np.array(batch["attention_mask"])[:, -1] == 1).all()  # left padding
     assert ((ids == processor.image_token_id) == (types == 1)).all()
+
+
+def test_a_qwen3_vl_checkpoint_layout_loads_without_its_video_processor(tmp_path):
+    # The real checkpoint's files (preprocessor_config.json, no processor_config.json): stock
+    # AutoProcessor raises a ValueError naming torchvision where it is missing.
+    from app.demo.tiny import build_tiny_model
+
+    path = build_tiny_model(tmp_path / "q3", vocab="qwen", family="qwen3-vl", reasoning=False)
+    assert not (path / "processor_config.json").exists()
+    model = load_model(str(path), device="cpu")
+    assert model.processor.image_processor.patch_size == 16
+    assert 1.0 <= model.score(IMAGES[:1], mode="fast")[0].score <= 5.0
