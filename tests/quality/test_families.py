@@ -16,6 +16,7 @@ from app.quality.families import FAMILIES, by_name
 from app.quality.grpo import GRPORoundConfig, train_grpo
 from app.quality.loading import load_bounded_processor, load_model
 from app.quality.pairs import sample_pairs
+from app.quality.sampling import SamplingParams, sample_token_matrix
 from app.quality.voting import VoteConfig, VoteResult, vote_all
 
 NAMES = [family.name for family in FAMILIES.values()]
@@ -116,6 +117,30 @@ def test_fast_scores_do_not_depend_on_batching(loaded):
     loaded.batch_size = 8
     assert np.abs(together - alone).max() < 1e-4
     assert np.abs(shuffled - alone).max() < 1e-4
+
+
+def test_greedy_decoding_is_hf_generate_batched_or_alone(loaded):
+    # The shared-prefill decode loop continues each left-padded row's rope positions itself.
+    rows = [[IMAGES[i]] for i in (0, 1, 5)]  # three image-token counts: padded rows
+    inputs = loaded.encode("score", True, rows)
+    params = SamplingParams(max_new_tokens=12, temperature=0.0)
+    ours = sample_token_matrix(loaded.model, inputs, [1, 1, 1], params)
+    reference = loaded.model.generate(
+        **inputs,
+        do_sample=False,
+        max_new_tokens=12,
+        min_new_tokens=12,
+        repetition_penalty=1.0,
+        top_k=None,
+        top_p=None,
+        temperature=None,
+    )[:, inputs["input_ids"].shape[1] :]
+    alone = [
+        sample_token_matrix(loaded.model, loaded.encode("score", True, [row]), [1], params)
+        for row in rows
+    ]
+    assert torch.equal(ours, reference)
+    assert torch.equal(ours, torch.cat(alone))
 
 
 def test_deterministic_mode_repeats(family_dir, tmp_path):
