@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from typing import Any
 
@@ -79,8 +80,8 @@ def train(round_id: int) -> NextTasks:
         round_id,
         checkpoint=str(result.checkpoint_dir),
         digest=result.digest,
-        train={k: v for k, v in result.metrics.items() if k != "per_step"},
-        train_per_step=result.metrics.get("per_step", {}),
+        train=json_safe({k: v for k, v in result.metrics.items() if k != "per_step"}),
+        train_per_step=json_safe(result.metrics.get("per_step", {})),
     )
     if rounds_advance(round_id, "training", "evaluating"):
         return [("evoq.rounds.evaluate", [round_id])]
@@ -99,3 +100,15 @@ def _with_deployment(config: GRPORoundConfig, out_dir) -> GRPORoundConfig:
         rollout_backend=settings.train_rollout_backend,
         deepspeed=deepspeed_config_file(settings.train_deepspeed, out_dir.parent / ".deepspeed"),
     )
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as None: Postgres JSON has no NaN (a round at beta 0
+    logs no KL, whose mean is NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
