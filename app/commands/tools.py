@@ -36,7 +36,12 @@ def make_tiny_model(
         typer.echo(str(out))
         return
     from app.demo.tiny import build_tiny_model
+    from app.quality.families import by_name
 
+    try:
+        by_name(family)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--family") from None
     typer.echo(str(build_tiny_model(path, vocab=vocab, family=family, seed=seed)))
 
 

@@ -183,3 +183,16 @@ def test_a_qwen3_vl_checkpoint_layout_loads_without_its_video_processor(tmp_path
     model = load_model(str(path), device="cpu")
     assert model.processor.image_processor.patch_size == 16
     assert 1.0 <= model.score(IMAGES[:1], mode="fast")[0].score <= 5.0
+
+
+def test_make_tiny_model_writes_the_named_family(tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    out = tmp_path / "q2"
+    result = CliRunner().invoke(app, ["make-tiny-model", str(out), "--family", "qwen2-vl"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2_vl"
+    bad = CliRunner().invoke(app, ["make-tiny-model", str(tmp_path / "x"), "--family", "qwen9"])
+    assert bad.exit_code != 0 and not (tmp_path / "x").exists()
