@@ -189,7 +189,10 @@ def build_tokenizer(
         raise ValueError(f"vocab must be 'small' or 'qwen', not {vocab!r}")
     tokenizer = Qwen2Tokenizer(vocab=dict(token_ids), merges=list(merges))
     # Qwen2Tokenizer registers <|endoftext|> first; the rest follow in Qwen's id order.
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    added = [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+    # Qwen3's <think> and tool-response tokens are not special: decoded text keeps them.
+    added += [AddedToken(t, special=False, normalized=False) for t in family.extra_tokens]
+    tokenizer.add_tokens(added)
     tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
     tokenizer.chat_template = family.chat_template
     tokenizer.model_max_length = 32768

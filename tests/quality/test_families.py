@@ -196,3 +196,12 @@ def test_make_tiny_model_writes_the_named_family(tmp_path):
     assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2_vl"
     bad = CliRunner().invoke(app, ["make-tiny-model", str(tmp_path / "x"), "--family", "qwen9"])
     assert bad.exit_code != 0 and not (tmp_path / "x").exists()
+
+
+def test_qwen3_think_tokens_are_single_and_survive_decoding():
+    from app.demo.tiny import build_tokenizer
+
+    tok = build_tokenizer("small", family=by_name("qwen3-vl"))
+    ids = tok.encode("<think> dark </think> \\boxed{2}", add_special_tokens=False)
+    assert tok.convert_tokens_to_ids("<think>") in ids
+    assert tok.decode(ids, skip_special_tokens=True).startswith("<think> dark </think>")
