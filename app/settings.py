@@ -13,7 +13,7 @@ from app.settings_types import FormatSet, upload_setting
 
 
 class Settings(BaseSettings):
-    """Every setting of the service; the README's settings table is generated from these fields."""
+    """Every setting of the service; docs/settings.md's table is generated from these fields."""
 
     model_config = SettingsConfigDict(env_prefix="EVOQ_", extra="ignore")
 

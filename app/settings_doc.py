@@ -1,4 +1,5 @@
-"""Renders the README's settings table from the Settings class, so the two cannot drift apart."""
+"""Renders the settings table of docs/settings.md from the Settings class, so the two cannot drift
+apart (the README links to it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from app.settings import Settings
 
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 
 def settings_table() -> str:
@@ -22,8 +24,13 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def write_readme(path: Path) -> None:
-    """Replace the table between the README's settings-table markers."""
+def table_in(text: str) -> str:
+    """The table between the settings-table markers of a document."""
+    return text[text.index(START) + len(START) : text.index(END)].strip()
+
+
+def write_table(path: Path = SETTINGS_DOC) -> None:
+    """Replace the table between the document's settings-table markers."""
     text = path.read_text()
     start, end = text.index(START) + len(START), text.index(END)
     path.write_text(text[:start] + "\n" + settings_table() + "\n" + text[end:])
@@ -31,6 +38,6 @@ def write_readme(path: Path) -> None:
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        write_readme(Path(__file__).resolve().parents[1] / "README.md")
+        write_table()
     else:
         print(settings_table())

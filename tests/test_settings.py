@@ -1,13 +1,9 @@
-"""Settings: the EVOQ_ environment contract and the README's table of every setting."""
+"""Settings: the EVOQ_ environment contract and docs/settings.md's table of every setting."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from app.settings import Settings
-from app.settings_doc import END, START, settings_table
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from app.settings_doc import END, SETTINGS_DOC, START, settings_table, table_in, write_table
 
 
 def test_environment_variables_use_the_evoq_prefix(monkeypatch, tmp_path) -> None:
@@ -23,10 +19,11 @@ def test_environment_variables_use_the_evoq_prefix(monkeypatch, tmp_path) -> Non
     assert not Settings().embedded_broker
 
 
-def test_readme_documents_every_setting() -> None:
-    text = README.read_text()
-    table = text[text.index(START) + len(START) : text.index(END)].strip()
-    assert table == settings_table(), "stale README table: python -m app.settings_doc --write"
+def test_settings_doc_documents_every_setting() -> None:
+    table = table_in(SETTINGS_DOC.read_text())
+    assert table == settings_table(), (
+        "stale docs/settings.md table: python -m app.settings_doc --write"
+    )
     for name in (
         "DATABASE_URL",
         "BROKER_URL",
@@ -37,3 +34,12 @@ def test_readme_documents_every_setting() -> None:
         "PORT",
     ):
         assert f"`EVOQ_{name}`" in table
+
+
+def test_settings_doc_write_replaces_only_the_table(tmp_path) -> None:
+    page = tmp_path / "settings.md"
+    page.write_text(f"# Settings\n\nintro\n\n{START}\n| stale |\n{END}\n\nafter\n")
+    write_table(page)
+    text = page.read_text()
+    assert table_in(text) == settings_table()
+    assert text.startswith("# Settings\n\nintro\n\n") and text.endswith(f"{END}\n\nafter\n")

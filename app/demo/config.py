@@ -20,7 +20,7 @@ class PriorConfig:
         metadata={
             "help": "Prior-split images drawn to train on: the first N of the split's stream, so "
             "more means more contents from the same held-apart sources. 16000 instead of the "
-            "benchmark's 1100 raised K=32 pool-label accuracy by 0.07-0.13 in 3 seeds (README)."
+            "benchmark's 1100 raised K=32 pool-label accuracy by 0.07-0.13 in 3 seeds (docs/demo.md)."
         },
     )
     compare_per_step: int = field(default=32, metadata={"help": "Compare examples per step."})
@@ -33,7 +33,7 @@ class PriorConfig:
         metadata={
             "help": "Learning-rate schedule: 'linear' or 'cosine' decay to 0, or 'constant'. "
             "Linear decay raised eval compare accuracy from 0.653 / 0.638 / 0.652 to 0.677 / "
-            "0.664 / 0.653 in seeds 0 / 1 / 2 (README)."
+            "0.664 / 0.653 in seeds 0 / 1 / 2 (docs/demo.md)."
         },
     )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
@@ -60,7 +60,7 @@ class DemoConfig:
         default=180,
         metadata={
             "help": "GRPO steps of rounds 2+ (None = grpo_steps). Round 2 gets the larger "
-            "share: with 180 + 90 steps round 2 fell below round 1 in seed 0 or 2 (README)."
+            "share: with 180 + 90 steps round 2 fell below round 1 in seed 0 or 2 (docs/demo.md)."
         },
     )
     learning_rate: float = field(default=3e-4, metadata={"help": "GRPO learning rate."})
@@ -97,7 +97,7 @@ class DemoConfig:
         ),
         metadata={
             "help": "Distorted variants of the pool images (paper: round 2), beside their own "
-            "image only: random pairs over the variants too cost round 2 0.03 SRCC (README)."
+            "image only: random pairs over the variants too cost round 2 0.03 SRCC (docs/demo.md)."
         },
     )
     augment_from_round: int = field(

@@ -80,7 +80,7 @@ class SyntheticConfig:
         default_factory=lambda: {"prior": 1100, "pool": 1500, "eval": 2000},
         metadata={
             "help": "Images per split. Eval holds 2000: one model's SRCC on 360-image draws of "
-            "it spread from 0.22 to 0.46 (README), too wide to compare rounds or seeds."
+            "it spread from 0.22 to 0.46 (docs/demo.md), too wide to compare rounds or seeds."
         },
     )
     variants: int = field(

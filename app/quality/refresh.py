@@ -2,7 +2,7 @@
 
 GRPO on the score prompt also moves the comparison answer: on a tiny model, where "1" is both a
 rating and the answer "the second image is better", scoring dark images low taught the model to
-prefer the darker image of a pair (darken pairs 0.72 right before round 1, 0.27 after, README).
+prefer the darker image of a pair (darken pairs 0.72 right before round 1, 0.27 after, docs/demo.md).
 The next round's votes then carry the error. A refresh trains the comparison answer for a few
 supervised steps on the majority labels of the round that produced the model (no ground truth:
 the parent's own votes), so the model votes with the skill it had; GRPO then starts from it.

@@ -112,7 +112,7 @@ def test_demo_models_are_builtins():
 # synthetic data, supervised prior, two rounds of voting + TRL GRPO via run_round, measurement
 # on the eval split; it skips only the extra pool-label votes that no assertion reads.
 # GAIN_BAR sits below every run measured (r0 -> r2 sampled SRCC gain on the 2000-image eval
-# split; README): seeds 0 / 1 / 2 gained +0.356 / +0.334 / +0.329 on an AVX-512 machine and
+# split; docs/demo.md): seeds 0 / 1 / 2 gained +0.356 / +0.334 / +0.329 on an AVX-512 machine and
 # +0.284 / +0.265 / +0.311 on this kind's Zen 3 machine. The same seed moves by ~0.07 between
 # CPUs, so the bar leaves that much room below the lowest run; ROUND2_SLACK lets round 2 trail
 # round 1 by no more than a collapse would (a collapsed round 2 fell to 0.05 from 0.31).
