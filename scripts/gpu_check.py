@@ -160,7 +160,8 @@ def _grpo_phase(model_dir: Path, images: list, args, work: Path, torch: Any) -> 
         "steps": len(steps),
         "step_time_s": [round(s, 3) for s in steps],
         "split_s_per_step": {
-            k: round(v, 3) for k, v in split_step(totals, sum(steps) / len(steps), 1).items()
+            k: round(v, 3)
+            for k, v in split_step(totals, sum(steps) / len(steps), len(steps)).items()
         },
         "rollout_tokens_per_s": round(
             sum(length * rows for length in lengths) / max(totals["generation"], 1e-9), 1
