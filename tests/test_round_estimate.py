@@ -64,3 +64,19 @@ def test_the_config_shapes_the_stages_and_the_warning() -> None:
         prefix_sharing=False,
     )
     assert tiny["warning"] is None and tiny["seconds"] < 60
+
+
+def test_answer_only_models_are_estimated_with_answer_only_lengths() -> None:
+    cpu = estimate.Device("cpu (test)", 1, 1e11)
+    config = RoundConfigIn(pairs=1000, votes=8, samples=8)
+
+    def stages(reasoning: bool) -> dict[str, float]:
+        found = estimate.round_estimate(
+            config, model_params=7e9, device=cpu, prefix_sharing=False, reasoning=reasoning
+        )
+        return {s["stage"]: s["seconds"] for s in found["stages"]}
+
+    reasoning, answer_only = stages(True), stages(False)
+    # Hundreds of decoded tokens per reasoning vote and rollout against one to eight.
+    assert answer_only["vote"] < reasoning["vote"] / 2
+    assert answer_only["train"] < reasoning["train"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from app.quality.builtins import resolve_model_source
-from app.quality.marker import MARKER
+from app.quality.marker import MARKER, reasoning_default
 from app.quality.model import QualityModel
 from app.quality.processor import load_processor
 
@@ -33,14 +32,6 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtyp
 
 
 PROMPT_MARKER = MARKER  # the tiny models' settings, copied to every checkpoint trained from one
-
-
-def reasoning_default(folder: str) -> bool:
-    """Reasoning is on for real models; tiny test models are built answer-only."""
-    marker = Path(folder) / PROMPT_MARKER
-    if marker.is_file():
-        return bool(json.loads(marker.read_text()).get("reasoning", False))
-    return True
 
 
 def copy_prompt_marker(parent: str | Path, child: str | Path) -> None:

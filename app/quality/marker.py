@@ -6,6 +6,7 @@ the round versions descended from a demo model are demonstration models too."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MARKER = "evoquality_tiny.json"
@@ -18,3 +19,12 @@ def is_demo_model(source: str | Path | None) -> bool:
     if not source:
         return False
     return (Path(source) / MARKER).is_file()
+
+
+def reasoning_default(folder: str | Path) -> bool:
+    """Reasoning is on for real models; tiny test models say in their marker (answer-only unless
+    built with reasoning)."""
+    marker = Path(folder) / MARKER
+    if marker.is_file():
+        return bool(json.loads(marker.read_text()).get("reasoning", False))
+    return True

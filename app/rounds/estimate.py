@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.quality.cost import CostAssumptions, estimate_round
+from app.quality.results import MAX_NEW_TOKENS
 
 # Rounds estimated above this ask the console to confirm before they start.
 WARN_SECONDS = 3600.0
@@ -85,16 +86,28 @@ def this_device(setting: str) -> Device:
 
 
 def round_estimate(
-    config: Any, *, model_params: float, device: Device, prefix_sharing: bool
+    config: Any,
+    *,
+    model_params: float,
+    device: Device,
+    prefix_sharing: bool,
+    reasoning: bool = True,
 ) -> dict[str, Any]:
     """The estimate for a RoundConfigIn: {"seconds", "stages": [{"stage", "seconds"}],
-    "device", "warning", "model_params"}; a warning above WARN_SECONDS."""
+    "device", "warning", "model_params"}; a warning above WARN_SECONDS. `reasoning`: the
+    model answers after a monologue (hundreds of tokens per vote and rollout), else at once."""
     defaults = CostAssumptions()
+    vote_tokens = defaults.vote_answer_tokens
+    score_tokens = defaults.score_answer_tokens
+    if not reasoning:
+        vote_tokens = MAX_NEW_TOKENS[("compare", False)]
+        score_tokens = MAX_NEW_TOKENS[("score", False)]
     assumptions = CostAssumptions(
         gpu_peak_flops=device.peak_flops,
         prefix_sharing=prefix_sharing,
         holdout_fraction=config.holdout_fraction,
-        score_answer_tokens=config.max_completion_length or defaults.score_answer_tokens,
+        vote_answer_tokens=vote_tokens,
+        score_answer_tokens=config.max_completion_length or score_tokens,
     )
     stages = estimate_round(
         model_params=model_params,

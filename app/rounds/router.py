@@ -13,6 +13,7 @@ from app.corpus.uploads import multipart_openapi, read_multipart
 from app.deps import ADMIN_ERRORS, get_db, get_limits, get_settings_dep, require_admin
 from app.errors import EvoqError
 from app.params import RowId
+from app.quality.marker import reasoning_default
 from app.registry import service as registry
 from app.rounds import estimate, service
 from app.rounds.schemas import (
@@ -76,11 +77,14 @@ def _estimate(db: Session, settings: Settings, config: RoundConfigIn) -> RoundEs
     """`evoq plan`'s estimate for the serving version on this process's device."""
     active = registry.get_active(db=db)
     params = estimate.count_parameters(active.checkpoint_path) if active else None
+    # Rounds prompt as the serving model does: a reasoning model votes and rolls out at length.
+    reasoning = reasoning_default(active.checkpoint_path) if active else True
     found: dict[str, Any] = estimate.round_estimate(
         config,
         model_params=params or estimate.DEFAULT_PARAMS,
         device=estimate.this_device(settings.device),
         prefix_sharing=settings.generation_backend == "vllm",
+        reasoning=reasoning,
     )
     return RoundEstimate.model_validate(found)
 
