@@ -2,7 +2,7 @@
 Redis, a Celery worker and an API server. Sampled reasoning votes, GRPO on the reasoning score
 prompt with gradient checkpointing and truncated completions, the gate measuring the candidate
 in the serving mode, promotion and the served score; then a round too small to move anything is
-refused by the gate's no-op check. Tests run in file order and share one stack."""
+refused by the gate's no-op check. The tests share one stack; neither needs the other's round."""
 
 from __future__ import annotations
 
