@@ -31,17 +31,9 @@ def plan(
 ) -> None:
     """Print ESTIMATES of a round's wall time and memory per GPU, per stage, on 1 and 8 GPUs
     (FLOP count), then the details: time parts and a full fine-tune's memory by setup."""
-    from app.quality.cost import (
-        BACKENDS,
-        CostAssumptions,
-        MemoryAssumptions,
-        estimate_round,
-        format_estimate,
-        format_memory,
-        format_stage_plans,
-        memory_table,
-        plan_stages,
-    )
+    from app.quality.cost import BACKENDS, CostAssumptions, estimate_round, format_estimate
+    from app.quality.cost_memory import MemoryAssumptions, format_memory, memory_table
+    from app.quality.cost_plan import format_stage_plans, plan_stages
 
     if vote_mode not in ("sampled", "logits"):
         raise typer.BadParameter("vote-mode must be sampled or logits")

@@ -2,19 +2,16 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.quality.cost import (
-    ROLLOUT_TOKENS,
-    VOTE_TOKENS,
-    CostAssumptions,
+from app.quality.cost import ROLLOUT_TOKENS, VOTE_TOKENS, CostAssumptions, estimate_round
+from app.quality.cost_memory import (
     MemoryAssumptions,
     activation_bytes,
     estimate_memory,
-    estimate_round,
     format_memory,
     layer_activation_elements,
     memory_table,
-    plan_stages,
 )
+from app.quality.cost_plan import plan_stages
 
 
 def _stages(**overrides):
