@@ -24,51 +24,24 @@ import torch
 from PIL import Image
 from safetensors.torch import load, save
 
+from app.demo.reasoning_texts import (
+    BRIGHT,
+    COMPARE,
+    DARK,
+    FINALLY,
+    GENERIC,
+    MID,
+    ORDINALS,
+    brightness_clause,
+    compare_completion,
+    score_completion,
+)
 from app.demo.tiny import CHAT_TEMPLATE, Prior, build_tiny_model
 from app.quality import prompts
 from app.quality.model import QualityModel
 
 ASSET = Path(__file__).parent / "assets" / "tiny-reasoning-prior.safetensors.xz"
 PRIOR_NAME = "reasoning-format"
-
-# Clauses of the think block; brightness ones are picked to match the image.
-_GENERIC = (
-    "the details are clear",
-    "there is some noise in the flat areas",
-    "the edges look soft",
-    "the colors look natural",
-    "the contrast is low",
-    "the texture is fine",
-    "I look at the whole picture",
-    "the focus is good",
-    "some areas are blurry",
-    "the exposure matters here",
-    "the picture has few artifacts",
-    "the sharpness is acceptable",
-)
-_DARK = ("the image is dark", "the shadows hide details", "it is underexposed")
-_MID = ("the lighting is balanced", "the brightness is moderate")
-_BRIGHT = ("the image is bright", "the highlights are clear", "it is well lit")
-_COMPARE = {
-    0: ("the first image is brighter", "the second image is darker"),
-    1: ("the second image is brighter", "the first image is darker"),
-}
-# The think text is a chain of steps with these openers, then "Finally, ...": after each step
-# the training texts go on more often than they finish, and the chain has a hard end, so a
-# greedy answer walks it to the end and closes with a box while samples stop anywhere.
-_ORDINALS = (
-    "First",
-    "Second",
-    "Third",
-    "Fourth",
-    "Fifth",
-    "Sixth",
-    "Seventh",
-    "Eighth",
-    "Ninth",
-    "Tenth",
-)
-_FINALLY = "Finally"
 
 
 @dataclass
@@ -82,7 +55,7 @@ class ReasoningPriorConfig:
     # image's evidence that long examples dilute.
     opening_images_per_step: int = 8
     lr: float = 3e-3
-    chain_steps: int = 10  # the chain's hard end (at most len(_ORDINALS))
+    chain_steps: int = 10  # the chain's hard end (at most len(ORDINALS))
     go_on: float = 0.8  # probability that a training text takes one more step
     negatives: int = 4096  # sampled rows outside the trained ones, per step
     image_sizes: tuple[int, ...] = (56, 84)  # 4 and 9 image tokens
@@ -98,46 +71,12 @@ def _image(rng: np.random.Generator, size: int) -> tuple[Image.Image, float]:
     return Image.fromarray((pixels * 255).astype(np.uint8)), brightness
 
 
-def _brightness_clause(rng: np.random.Generator, brightness: float) -> str:
-    pool = _DARK if brightness < 0.35 else _BRIGHT if brightness > 0.65 else _MID
-    return pool[rng.integers(len(pool))]
-
-
 def chain_length(rng: np.random.Generator, config: ReasoningPriorConfig) -> int:
     """Steps before "Finally": one, then one more with probability go_on, up to the hard end."""
     steps = 1
     while steps < config.chain_steps and rng.random() < config.go_on:
         steps += 1
     return steps
-
-
-def _think(rng: np.random.Generator, steps: int, cue) -> str:
-    """`steps` ordinal steps of two clauses each, then "Finally, <cue>."; cue() gives the
-    clauses that carry the image's evidence: the first step's (read right after the image),
-    the last one's (read right before the box) and about one in three of the rest."""
-
-    def clause() -> str:
-        return cue() if rng.random() < 0.35 else _GENERIC[rng.integers(len(_GENERIC))]
-
-    parts = [f"{_ORDINALS[0]}, {cue()}, and {clause()}."]
-    parts += [f"{_ORDINALS[k]}, {clause()}, and {clause()}." for k in range(1, steps)]
-    parts.append(f"{_FINALLY}, {cue()}.")
-    return " ".join(parts)
-
-
-def score_completion(rng: np.random.Generator, brightness: float, steps: int) -> str:
-    """`<think> ... </think> \\boxed{x.xx}` with the score following brightness (noisy)."""
-    score = float(np.clip(1.0 + 4.0 * brightness + rng.normal(0.0, 0.3), 1.0, 5.0))
-    think = _think(rng, steps, lambda: _brightness_clause(rng, brightness))
-    return f"<think> {think} </think> \\boxed{{{score:.2f}}}"
-
-
-def compare_completion(rng: np.random.Generator, first: float, second: float, steps: int) -> str:
-    """`<think> ... </think> \\boxed{0|1}`: 0 when the first image is the brighter one."""
-    choice = 0 if first > second else 1
-    pool = _COMPARE[choice]
-    think = _think(rng, steps, lambda: pool[rng.integers(len(pool))])
-    return f"<think> {think} </think> \\boxed{{{choice}}}"
 
 
 def _batch(
@@ -208,9 +147,9 @@ def _trained_ids(qm: QualityModel, config: ReasoningPriorConfig) -> torch.Tensor
     """Every token id the prior's prompts and texts can contain."""
     tok = qm.processor.tokenizer
     texts = [qm._template("score", True), qm._template("compare", True)]
-    clauses = _GENERIC + _DARK + _MID + _BRIGHT + _COMPARE[0] + _COMPARE[1]
+    clauses = GENERIC + DARK + MID + BRIGHT + COMPARE[0] + COMPARE[1]
     texts += [" " + c for c in clauses] + ["<think> ", " </think> \\boxed{", "}"]
-    texts += [f" {o}," for o in (*_ORDINALS, _FINALLY)] + [f"<think> {_ORDINALS[0]},"]
+    texts += [f" {o}," for o in (*ORDINALS, FINALLY)] + [f"<think> {ORDINALS[0]},"]
     texts += [f"{d}" for d in range(10)] + [".", ",", " and"]
     ids = {i for t in texts for i in tok.encode(t, add_special_tokens=False)}
     ids |= set(qm.eos_ids) | {tok.pad_token_id}
@@ -256,7 +195,7 @@ def train_reasoning_prior(
         for _ in range(config.opening_images_per_step):
             img, bright = _image(rng, size)
             openings.append((img,))
-            opening_texts.append(f"<think> {_ORDINALS[0]}, {_brightness_clause(rng, bright)},")
+            opening_texts.append(f"<think> {ORDINALS[0]}, {brightness_clause(rng, bright)},")
         loss = 0.0
         for task, rows, texts, close in (
             ("score", singles, score_texts, True),
@@ -292,7 +231,7 @@ def _key(model, config: ReasoningPriorConfig) -> str:
     text = json.dumps(
         [
             asdict(config),
-            [_GENERIC, _DARK, _MID, _BRIGHT, _COMPARE[0], _COMPARE[1], _ORDINALS, _FINALLY],
+            [GENERIC, DARK, MID, BRIGHT, COMPARE[0], COMPARE[1], ORDINALS, FINALLY],
             prompts.score_messages(True),
             prompts.compare_messages(True),
             CHAT_TEMPLATE,
