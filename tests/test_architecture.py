@@ -129,3 +129,17 @@ def test_the_graph_sees_function_level_imports() -> None:
     # The CLI imports its commands' code on use; the checker must see those imports.
     assert "workers.run" in GRAPH["app.cli"]
     assert "app.demo.demo" in GRAPH["app.demo.builtins"]
+
+
+MAX_MODULE_LINES = 350
+
+
+def test_no_module_of_the_service_passes_350_lines() -> None:
+    """A module that needs a table of contents is two modules (issue 29)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for top in ("app", "workers")
+        for path in (ROOT / top).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
