@@ -16,6 +16,7 @@ from PIL import Image
 from app.demo.answer_prior import AnswerPriorConfig, teach_answer_format
 from app.demo.tiny import build_tiny_model
 from app.quality.loading import load_model
+from app.quality.model import ModelClosed
 from app.quality.pairs import Pair
 from app.quality.voting import VoteConfig, vote_chunk
 
@@ -61,8 +62,13 @@ def models(model_dir):
         finally:
             get_settings.cache_clear()
     assert isinstance(vllm_model, VLLMQualityModel)
+    # The module's tests share this engine in any order, so none of them closes it: the cache
+    # closes it here, after the last one, as a worker does before training.
     yield load_model(str(model_dir), device="cpu"), vllm_model
     model_cache.release_models()
+    # A closed engine refuses calls (the API's swap and the worker's cache rely on it).
+    with pytest.raises(ModelClosed):
+        vllm_model.score([Image.new("RGB", (56, 56))])
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +127,12 @@ def test_deterministic_reasoning_scores_match_hf(models, images):
 
 def test_the_api_serves_scores_from_a_vllm_engine(models, model_dir, images, tmp_path):
     """EVOQ_SERVING_BACKEND=vllm: the API's slot loads a version through load_vllm_model (the
-    module's engine stands in for a second one, 30 s to start), batches score on it like on
-    hf, and once closed (a swap closes it) it refuses further calls. Runs last: it closes the
-    module's engine."""
+    module's engine stands in for a second one, 30 s to start) and batches score on it like on
+    hf. It leaves the shared engine open (the other tests may run after it); the `models`
+    fixture checks that a closed engine refuses calls."""
     import asyncio
 
     from app.quality import vllm_backend
-    from app.quality.model import ModelClosed
     from app.scoring.lifecycle import serving_loader
     from app.scoring.serving import ModelSlot, ScoreJob, Scorer
     from app.settings import Settings
@@ -169,6 +174,3 @@ def test_the_api_serves_scores_from_a_vllm_engine(models, model_dir, images, tmp
     for served, exact in zip(asyncio.run(serve()), hf.score(fast), strict=True):
         assert served.version_id == 1
         assert served.raw_score == pytest.approx(exact.score, abs=1e-3)
-    engine_model.close()
-    with pytest.raises(ModelClosed):
-        engine_model.score(fast)
