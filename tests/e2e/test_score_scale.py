@@ -21,7 +21,11 @@ ANCHORS = 12
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+def started(tmp_path_factory) -> Iterator[tuple[Server, dict]]:
+    """The shared server and its anchor state at the first freeze, before any test changed it.
+
+    Tests run in any order and some replace the anchor set, so the first activation's set is
+    captured here, not read back later."""
     with running_server(
         tmp_path_factory.mktemp("scale"),
         EVOQ_ADMIN_TOKEN=TOKEN,
@@ -29,7 +33,12 @@ def server(tmp_path_factory) -> Iterator[Server]:
         EVOQ_ACTIVATION_POLL_SECONDS="0.3",
         EVOQ_SCORING_PROCESS="true",  # calibrated scores from the default model process
     ) as running:
-        yield running
+        yield running, _frozen(running)
+
+
+@pytest.fixture
+def server(started: tuple[Server, dict]) -> Server:
+    return started[0]
 
 
 def _anchors(server: Server) -> dict:
@@ -52,14 +61,16 @@ def _png(seed: int) -> tuple[str, tuple[str, bytes, str]]:
     return ("files", (f"a{seed}.png", image_bytes("PNG", (40, 40), seed=seed), "image/png"))
 
 
-def test_first_activation_freezes_synthetic_anchors(server) -> None:
-    body = _frozen(server)
+def test_first_activation_freezes_synthetic_anchors(started) -> None:
+    server, body = started
     active = httpx.get(f"{server.url}/v1/models").json()["active_version"]
     current = body["current"]
     assert current["source"] == "synthetic" and current["size"] == ANCHORS
     assert current["reference_version_id"] == current["scored_by_version_id"] == active
     assert len(body["anchors"]) == ANCHORS and len(body["history"]) == 1
     assert all(1.0 <= a["target"] <= 5.0 for a in body["anchors"])
+    # Later replacements (by other tests) keep the first set as the oldest entry.
+    assert _anchors(server)["history"][-1]["id"] == current["id"]
 
 
 def test_scores_carry_calibrated_raw_and_scale(server) -> None:
@@ -106,7 +117,10 @@ def test_operator_replaces_the_anchor_set_and_the_change_is_recorded(server) -> 
     assert body["current"]["actor"] == "admin"
     # The scale stays the reference version's; the old set stays in the history.
     assert body["current"]["reference_version_id"] == before["current"]["reference_version_id"]
-    assert [s["id"] for s in body["history"]] == [body["current"]["id"], before["current"]["id"]]
+    # Newest first; other tests may have replaced the set before this one.
+    before_ids = [s["id"] for s in before["history"]]
+    assert [s["id"] for s in body["history"]] == [body["current"]["id"], *before_ids]
+    assert before_ids[0] == before["current"]["id"]
     shas = {hashlib.sha256(f[1][1]).hexdigest() for f in files}
     assert {a["sha256"] for a in body["anchors"]} == shas
     # Targets are the serving version's calibrated scores of the same images.
