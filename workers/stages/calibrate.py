@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.calibration import rounds as calibration
-from app.calibration.anchors import raw_serving_scores
+from app.calibration.anchors import RawScorer, raw_serving_scores
 from app.db import session_scope
 from app.rounds.models import Round
 from app.settings import get_settings
@@ -30,8 +30,8 @@ def calibrate(round_id: int) -> NextTasks:
             parent_id=parent_id,
             # Both in the serving mode: the reasoning prompt that GRPO trained, for a reasoning
             # model, so the map fits the scores the API will serve.
-            parent=raw_serving_scores(cached_model(parent_path)),
-            candidate=raw_serving_scores(cached_model(candidate_path)),
+            parent=serving_scorer(parent_path),
+            candidate=serving_scorer(candidate_path),
         )
     with session_scope() as db:
         found = db.get(Round, round_id, with_for_update=True)
@@ -41,3 +41,13 @@ def calibrate(round_id: int) -> NextTasks:
     if not cancel_requested(round_id):
         return [("evoq.rounds.gate", [round_id])]
     return []
+
+
+def serving_scorer(checkpoint_path: str) -> RawScorer:
+    """A checkpoint's raw serving scores, its model fetched from the cache at each call: with
+    vLLM the cache keeps one engine, so loading the candidate closes the parent's."""
+
+    def score(images: list) -> list[float]:
+        return raw_serving_scores(cached_model(checkpoint_path))(images)
+
+    return score
