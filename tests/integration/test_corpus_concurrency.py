@@ -77,9 +77,20 @@ def _images(round_no: int) -> dict[str, bytes]:
     }
 
 
+def _rows(db_url: str) -> dict[str, str]:
+    """Every stored image's sha256 and path, straight from the shared database."""
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT sha256, path FROM images")).all())
+    engine.dispose()
+    return rows
+
+
 @pytest.mark.parametrize("as_zip", [False, True], ids=["files", "zip"])
 def test_racing_uploads_store_each_image_exactly_once(replicas, as_zip: bool) -> None:
     urls, store_root, db_url = replicas
+    # The replicas are shared by both cases (in any order): count from this test's start.
+    rows_before = _rows(db_url)
     for round_no in range(ROUNDS):
         images = _images(round_no + (100 if as_zip else 0))
         if as_zip:
@@ -97,13 +108,11 @@ def test_racing_uploads_store_each_image_exactly_once(replicas, as_zip: bool) ->
         for sha, seen in statuses.items():
             assert sorted(seen) == ["duplicate", "stored"], (sha, seen)
 
-    engine = create_engine(db_url)
-    with engine.connect() as conn:
-        rows = dict(conn.execute(text("SELECT sha256, path FROM images")).all())
-    engine.dispose()
+    rows = _rows(db_url)
     files = {p.name.split(".")[0]: p for p in store_root.rglob("*") if p.is_file()}
     assert not [p for p in store_root.rglob(".partial-*")]
     assert set(files) == set(rows), "orphan files or rows without a file"
     assert all(Path(rows[sha]).is_file() for sha in rows)
-    # The zip case runs second on the same database: it finds the first case's images too.
-    assert len(rows) == ROUNDS * IMAGES_PER_ROUND * (2 if as_zip else 1)
+    # Each case's images are its own (distinct seeds): exactly those rows are new.
+    assert set(rows_before) <= set(rows)
+    assert len(rows) - len(rows_before) == ROUNDS * IMAGES_PER_ROUND
