@@ -8,22 +8,24 @@ import signal
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from tests.support.round_stack import RoundStack, round_stack
+from tests.support.round_stack import AUTH, RUNNING, RoundStack, round_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Many small chunks so both workers get several; sampled votes so a chunk lasts long enough to
 # be killed in the middle of it. The random tiny model's sampled votes rarely parse, so training
 # may find no labelled pair and fail: these tests are about voting and stop when it ends.
+# pairs_per_step is 2 because a round is refused unless it is a multiple of EVOQ_TRAIN_PROCESSES.
 ROUND = {
     "pairs": 24,
     "votes": 3,
     "vote_mode": "sampled",
     "samples": 2,
     "max_steps": 1,
-    "pairs_per_step": 1,
+    "pairs_per_step": 2,
     "chunk_size": 2,
     "max_completion_length": 4,
     "eval_images": 2,
@@ -52,6 +54,28 @@ def stack(tmp_path_factory) -> Iterator[RoundStack]:
         s.wait_ready("w2")  # or w1 may vote every chunk before w2 consumes
         assert s.upload(16) == 16
         yield s
+
+
+@pytest.fixture(autouse=True)
+def both_workers_and_no_round(stack: RoundStack) -> None:
+    """Each test starts with w1 and w2 consuming and no round running, whatever ran before it
+    (the kill test leaves w1 dead; a failed test may leave its round running)."""
+    if "w1" not in stack.workers:
+        # wait_ready would see the killed w1's "ready." line in the same log: count the new one.
+        readies = len(_ready_lines(stack))
+        stack.start_worker("w1")
+        deadline = time.monotonic() + 180
+        while len(_ready_lines(stack)) <= readies:
+            assert time.monotonic() < deadline, "w1 did not start again"
+            time.sleep(0.2)
+    for body in httpx.get(f"{stack.url}/v1/admin/rounds", headers=AUTH, timeout=30).json()["items"]:
+        if body["status"] in RUNNING:
+            stack.cancel(body["id"])
+
+
+def _ready_lines(stack: RoundStack) -> list[str]:
+    msgs = (r.get("msg", "") for r in stack.records("w1"))
+    return [m for m in msgs if m.startswith("w1@") and m.endswith(" ready.")]
 
 
 def _voted_chunks(stack: RoundStack, worker: str, round_id: int) -> set[int]:
@@ -107,11 +131,8 @@ def test_a_worker_killed_mid_chunk_loses_only_that_chunk(stack) -> None:
 
 
 def test_a_round_trains_in_two_processes_and_registers_its_candidate(stack) -> None:
-    if "w1" not in stack.workers:  # killed by the previous test
-        stack.start_worker("w1")
-        stack.wait_ready("w1")
     # Logits votes always give labels; 2 pairs per step = one whole pair per training process.
-    config = {**ROUND, "vote_mode": "logits", "pairs_per_step": 2, "seed": 3}
+    config = {**ROUND, "vote_mode": "logits", "seed": 3}
     round_id = stack.start_round(config)
     done = stack.wait_round(round_id, lambda b: b["finished_at"] is not None, timeout=600)
     assert done["status"] in ("promoted", "rejected"), done
