@@ -1,5 +1,6 @@
 """Faults at every stage of a round, on the production stack (Postgres, Redis, an API process,
-a Celery worker process; the tiny model). One stack, cases in file order.
+a Celery worker process; the tiny model). One stack; the cases run in any order, each from the
+base model (the last case promotes a version, which one fixture undoes).
 
 A worker is SIGKILLed during voting, training, evaluation and while the checkpoint is being
 written; the disk fills during the checkpoint write; a pending round's task is lost. Each time:
@@ -22,7 +23,7 @@ import pytest
 import redis
 
 from tests.support.services import REDIS_URL, fresh_postgres_database
-from tests.support.stack import FINAL_STATUSES, SMALL_ROUND, Stack, production_stack
+from tests.support.stack import AUTH, FINAL_STATUSES, SMALL_ROUND, Stack, production_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,6 +60,35 @@ def stack(tmp_path_factory, tiny_answering_model_dir) -> Iterator[Stack]:
         assert s.upload(12)["stored"] == 12
         s.extra["models"] = httpx.get(f"{s.url}/v1/models").json()
         yield s
+
+
+@pytest.fixture(autouse=True)
+def serving_the_base(stack: Stack) -> None:
+    """Each case starts with a live worker, no fault armed and the base model serving: a promoted
+    version would change what "untouched" means, and its checkpoint under models/rounds would be
+    hidden by the full-disk case's tmpfs (the next round could not load its parent)."""
+    stack.extra["fault"].write_text("")
+    if stack.worker is None or stack.worker.poll() is not None:
+        stack.start_worker()
+    base = stack.extra["models"]["active_version"]
+    active = httpx.get(f"{stack.url}/v1/models").json()["active_version"]
+    if active != base:
+        # The server may still be swapping to the promoted version: let it finish first, or it
+        # would serve that version after we checked it was back on the base.
+        _wait_serving(stack, active)
+        activated = httpx.post(
+            f"{stack.url}/v1/admin/models/{base}/activate", json={"reason": "base"}, headers=AUTH
+        )
+        assert activated.status_code == 200, activated.text
+        _wait_serving(stack, base)
+
+
+def _wait_serving(stack: Stack, version: int, timeout: float = 180) -> None:
+    """Wait until the API server's loaded model is `version` (a swap takes ~40 s when loaded)."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{stack.url}/readyz").json().get("model", {}).get("version") != version:
+        assert time.monotonic() < deadline, f"the server never swapped to version {version}"
+        time.sleep(0.2)
 
 
 def _rounds_dir(stack: Stack) -> Path:
