@@ -86,7 +86,8 @@ def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
 def zip_slip() -> bytes:
     """Images under traversal and absolute names: ../, /abs, a/../../, and a Windows drive."""
     names = ["../evil.png", "../../etc/evil.png", "/tmp/abs-evil.png", "a/../../b.png", "C:\\x.png"]
-    return zip_bytes({name: image_bytes("PNG", seed=i) for i, name in enumerate(names)})
+    # Seeds of its own: the other archives' good members (seeds 1-4) must not be duplicates.
+    return zip_bytes({name: image_bytes("PNG", seed=90 + i) for i, name in enumerate(names)})
 
 
 def zip_bomb(
