@@ -22,6 +22,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
+
 from app.quality.augment import Variant, parse_variant, variant_loader
 from app.quality.grpo import TrainingCancelled, TrainResult, train_grpo
 from app.quality.grpo_dataset import GRPORoundConfig
@@ -196,4 +198,11 @@ def run_job(job_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    run_job(Path(sys.argv[1]))
+    try:
+        run_job(Path(sys.argv[1]))
+    finally:
+        # Leave the process group before exiting: a process that exits with gloo's threads
+        # still up can abort ("terminate called without an active exception") after its work
+        # is done, and the launcher then reports the whole job as failed.
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
