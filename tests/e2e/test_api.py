@@ -132,11 +132,15 @@ def test_score_store_true_adds_to_corpus_with_opt_out(api_server) -> None:
 
 def test_models_lists_the_registered_base_version(api_server) -> None:
     body = httpx.get(f"{api_server.url}/v1/models").json()
-    assert body["active_version"] == body["versions"][0]["id"]
-    base = body["versions"][0]
-    assert base["active"] and base["status"] == "active" and base["lineage"] == [base["id"]]
+    # Other tests of this module may register and activate versions first (any order): the
+    # base is the first version registered, activated first, by the system.
+    base = min(body["versions"], key=lambda v: v["id"])
+    assert base["lineage"] == [base["id"]]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", base["digest"])  # over the weight files
-    assert body["activations"][0]["actor"] == "system"
+    first = min(body["activations"], key=lambda a: a["id"])
+    assert first["actor"] == "system" and first["version_id"] == base["id"]
+    active = next(v for v in body["versions"] if v["id"] == body["active_version"])
+    assert active["active"] and active["status"] == "active"
     assert httpx.get(f"{api_server.url}/v1/models/999999").status_code == 404
 
 
