@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         "app/quality/vllm_rollouts.py); vllm falls back to hf where vLLM is not installed in "
         "the worker's environment.",
     )
+    train_vllm_server_url: str = Field(
+        "",
+        description="With EVOQ_TRAIN_ROLLOUT_BACKEND=vllm: the URL of a vLLM server that "
+        "generates the rollouts (TRL's server mode: training on some GPUs, the server on "
+        "others); empty = a vLLM engine colocated with training. Start the server as "
+        "docs/scale.md says.",
+    )
     vote_redeliveries: int = Field(
         3,
         ge=0,

@@ -1,5 +1,5 @@
 # GPU worker image: one Python environment holding vLLM (votes, scores, GRPO rollouts through
-# TRL colocate), TRL and DeepSpeed (ZeRO-3 training) with versions that resolve together; one
+# TRL colocate or from a vLLM server started from this image), TRL and DeepSpeed (ZeRO-3 training) with versions that resolve together; one
 # Celery worker process per GPU (solo pool: CUDA does not survive fork). The pins (README,
 # "GPU worker image"): vLLM 0.32.0 pins torch 2.13.0 / torchvision 0.28.0 (CUDA 13 wheels) and
 # transformers >=5.16.1,<5.20; TRL 1.16.0; DeepSpeed 0.19.8 (an sdist: built against that

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
-from app.quality import prompts, vllm_rollouts
+from app.quality import prompts, vllm_rollouts, vllm_server
 from app.quality.checkpoint import DIGEST_FILE, publish_checkpoint, write_atomically
 from app.quality.grpo_dataset import (
     GRPORoundConfig,
@@ -175,8 +175,13 @@ def _trl_config(
         beta=config.beta,
         loss_type=config.loss_type,
         reward_weights=[1.0, config.format_reward_weight] if config.format_reward_weight else None,
-        # vLLM rollouts (colocate) when vllm_len is given: app/quality/vllm_rollouts.py.
-        **vllm_rollouts.trl_vllm_args(vllm_len, config.vllm_gpu_memory),
+        # vLLM rollouts when vllm_len is given: colocated (app/quality/vllm_rollouts.py) or
+        # from a server (app/quality/vllm_server.py).
+        **(
+            vllm_server.trl_server_args(config.vllm_server_url, vllm_len)
+            if config.vllm_server_url and vllm_len is not None
+            else vllm_rollouts.trl_vllm_args(vllm_len, config.vllm_gpu_memory)
+        ),
     )
 
 
@@ -270,9 +275,19 @@ def train_grpo(
         shared = config.shared_prefill and not use_vllm
         trainer_class = SharedPrefixGRPOTrainer if shared else GRPOTrainer
         args = _trl_config(config, work_dir, n_steps, vllm_len)
-        # TRL passes vLLM no dtype (it would run fp32 weights in bf16): say it.
+        server = use_vllm and bool(config.vllm_server_url)
+        # TRL passes a colocated vLLM no dtype (it would run fp32 weights in bf16): say it.
+        # Without CUDA a server takes the weights by disk, not by TRL's NCCL rendezvous.
         dtype = "bfloat16" if args.bf16 else "float32"
-        with vllm_rollouts.explicit_dtype(dtype) if use_vllm else contextlib.nullcontext():
+        if server:
+            building = vllm_server.without_communicator(
+                vllm_server.sync_mode("cuda" if _use_cuda(config) else "cpu")
+            )
+        elif use_vllm:
+            building = vllm_rollouts.explicit_dtype(dtype)
+        else:
+            building = contextlib.nullcontext()
+        with building:
             trainer = trainer_class(
                 model=str(model_dir),
                 reward_funcs=rewards,
@@ -281,7 +296,9 @@ def train_grpo(
                 processing_class=processor,
                 callbacks=[control],
             )
-        if use_vllm:
+        if server:
+            vllm_server.install_server(trainer, vllm_len, work_dir / "vllm-sync")
+        elif use_vllm:
             vllm_rollouts.install(trainer)
         # Progress goes to `on_progress` and metrics to the result; no printing from a worker.
         trainer.remove_callback(PrinterCallback)
@@ -290,7 +307,7 @@ def train_grpo(
             raise TrainingCancelled(f"stopped at step {trainer.state.global_step}")
         metrics = _step_metrics(trainer.state.log_history)
         metrics["train_pairs"] = len(training_pairs(votes))
-        metrics["rollout_backend"] = "vllm" if use_vllm else "hf"
+        metrics["rollout_backend"] = ("vllm-server" if server else "vllm") if use_vllm else "hf"
         digest = _save(trainer, model_dir, out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -134,6 +134,13 @@ class GRPORoundConfig:
             "(TRL's vllm_gpu_memory_utilization)."
         },
     )
+    vllm_server_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "With rollout_backend vllm: a vLLM server's URL (TRL's server mode, for "
+            "several GPUs: app/quality/vllm_server.py) instead of a colocated engine."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:

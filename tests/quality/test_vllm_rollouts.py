@@ -10,9 +10,6 @@ prompt ids differ from TRL's and the gap grows to 0.33 (`--no-collapse`); withou
 bias the sampling parameters vLLM got lack it (the tiny model rarely samples one by chance).
 Skipped without .venv-vllm unless CI_REQUIRE_VLLM is set."""
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,9 +20,8 @@ from app.quality.vllm_rollouts import (
     collapse_image_pads,
     vision_logit_bias,
 )
+from tests.support.vllm_runs import run_in_vllm_venv, vllm_tiny_model
 
-ROOT = Path(__file__).resolve().parents[2]
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 RUN = Path(__file__).with_name("vllm_colocate_run.py")
 # vLLM against HF on the same synced weights, image prompts, fp32 on CPU: vLLM's image path
 # differs from HF's by up to ~0.07 nats (docs/TOOLCHAIN.md). Measured here: 0.075 max, 0.011
@@ -63,25 +59,10 @@ def test_other_versions_are_refused_with_a_clear_message():
 
 @pytest.fixture(scope="module")
 def colocate_run(tmp_path_factory):
-    if not VLLM_PYTHON.exists():
-        if os.environ.get("CI_REQUIRE_VLLM"):
-            raise RuntimeError(f"CI_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing")
-        pytest.skip("no .venv-vllm: run scripts/setup-vllm to test vLLM rollouts")
-    from app.demo.tiny import build_tiny_model
-
     root = tmp_path_factory.mktemp("vllm-rollouts")
-    model = build_tiny_model(
-        root / "tiny64", hidden_size=128, num_attention_heads=2, num_key_value_heads=2,
-        vision_hidden_size=128, vision_num_heads=2,
-    )  # fmt: skip
+    model = vllm_tiny_model(root, "vLLM rollouts")
     out = root / "run.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "VLLM_CPU_KVCACHE_SPACE": "1"}
-    done = subprocess.run(
-        [str(VLLM_PYTHON), str(RUN), str(model), str(out)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(out.read_text())
+    return run_in_vllm_venv(RUN, [str(model), str(out)], out, VLLM_CPU_KVCACHE_SPACE="1")
 
 
 @pytest.mark.slow

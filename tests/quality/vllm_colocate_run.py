@@ -31,13 +31,53 @@ def _dataset(n_prompts: int):  # noqa: ANN202
     return Dataset.from_list(rows)
 
 
+def grpo_args(out: str, learning_rate: float, completion_len: int, **vllm: object) -> dict:
+    """GRPOConfig arguments of a two-step CPU run on four image prompts (both vLLM runs)."""
+    return {
+        "output_dir": out + ".trainer", "use_cpu": True, **vllm,
+        "model_init_kwargs": {"dtype": "float32"}, "per_device_train_batch_size": 4,
+        "num_generations": 2, "max_completion_length": completion_len, "max_steps": 2,
+        "learning_rate": learning_rate, "logging_steps": 1, "report_to": "none",
+        "save_strategy": "no", "disable_tqdm": True, "shuffle_dataset": False, "seed": 0,
+        "temperature": 1.0, "beta": 0.0, "remove_unused_columns": False,
+    }  # fmt: skip
+
+
+def run_summary(trainer, log, processor, model_dir: str, out: str) -> dict:  # noqa: ANN001
+    """What both vLLM runs report: vision tokens and biases seen, TRL's sampling gap per step,
+    and how many tensors the trained model changed (it is saved to OUT.model)."""
+    from safetensors.torch import load_file
+
+    from app.quality.vllm_rollouts import vision_token_ids
+
+    trainer.save_model(out + ".model")
+    parent = load_file(f"{model_dir}/model.safetensors")
+    child = load_file(f"{out}.model/model.safetensors")
+    vision = set(vision_token_ids(processor.tokenizer))
+    history = [e for e in trainer.state.log_history if "step_time" in e]
+    return {
+        "vision_ids": sorted(vision),
+        "vision_sampled": sum(t in vision for c in log.completions for t in c),
+        "completions": len(log.completions),
+        "logit_bias": [{str(k): v for k, v in (bias or {}).items()} for bias in log.logit_bias],
+        "trl_logp_difference_max": [
+            e.get("sampling/sampling_logp_difference/max") for e in history
+        ],
+        "tensors_changed": sum(not torch.equal(parent[k], child[k]) for k in parent if k in child),
+        "tensors": len(parent),
+        "step_time_s": [e["step_time"] for e in history],
+        "sync_s": log.sync_seconds,
+    }
+
+
 def _reward(completions, **kwargs):  # noqa: ANN001, ANN003, ANN202
     # Varies across a group's samples, so the advantages (and the update) are not zero.
     return [float(len(str(c)) % 7) for c in completions]
 
 
-def _hf_logps(model, processor, prompt_ids, image, completion) -> list[float]:  # noqa: ANN001
-    """HF's log-probabilities of `completion` after the (expanded) prompt ids and its image."""
+def _hf_logps(model, processor, prompt_ids, image, completion, suppressed=()) -> list[float]:  # noqa: ANN001
+    """HF's log-probabilities of `completion` after the (expanded) prompt ids and its image;
+    `suppressed` tokens get vLLM's logit_bias of -100 first (processed log-probs)."""
     vision = processor.image_processor(images=[image], return_tensors="pt")
     ids = torch.tensor([list(prompt_ids) + list(completion)])
     with torch.no_grad():
@@ -47,7 +87,9 @@ def _hf_logps(model, processor, prompt_ids, image, completion) -> list[float]:  
             pixel_values=vision["pixel_values"],
             image_grid_thw=vision["image_grid_thw"],
         ).logits[0]
-    logps = torch.log_softmax(logits.float(), -1)
+    logits = logits.float()
+    logits[:, list(suppressed)] -= 100.0
+    logps = torch.log_softmax(logits, -1)
     start = len(prompt_ids)
     return [logps[start - 1 + i, t].item() for i, t in enumerate(completion)]
 
@@ -60,7 +102,6 @@ def main() -> None:
         check_versions,
         explicit_dtype,
         install,
-        vision_token_ids,
     )
     from app.quality.vllm_sizing import image_tokens, max_model_len
 
@@ -73,28 +114,16 @@ def main() -> None:
     processor = AutoProcessor.from_pretrained(model_dir)
     completion_len = 16
     config = GRPOConfig(
-        output_dir=out + ".trainer",
-        use_cpu=True,
-        use_vllm=True,
-        vllm_mode="colocate",
-        vllm_gpu_memory_utilization=0.3,
-        vllm_max_model_length=max_model_len(64, 1, image_tokens(56 * 56), completion_len),
-        model_init_kwargs={"dtype": "float32"},
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=completion_len,
-        max_steps=2,
         # Large, so one step moves the weights far enough that a stale engine shows.
-        learning_rate=0.05,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        shuffle_dataset=False,
-        seed=0,
-        temperature=1.0,
-        beta=0.0,
-        remove_unused_columns=False,
+        **grpo_args(
+            out,
+            0.05,
+            completion_len,
+            use_vllm=True,
+            vllm_mode="colocate",
+            vllm_gpu_memory_utilization=0.3,
+            vllm_max_model_length=max_model_len(64, 1, image_tokens(56 * 56), completion_len),
+        )  # fmt: skip
     )
     start = time.perf_counter()
     with explicit_dtype("float32"):
@@ -133,31 +162,13 @@ def main() -> None:
         hf = _hf_logps(model, processor, prompt_ids, image, completion)
         gaps.extend(abs(a - b[0]) for a, b in zip(hf, sampled, strict=True))
 
-    from safetensors.torch import load_file
-
-    trainer.save_model(out + ".model")
-    parent = load_file(f"{model_dir}/model.safetensors")
-    child = load_file(f"{out}.model/model.safetensors")
-    changed = sum(not torch.equal(parent[k], child[k]) for k in parent if k in child)
-    vision = set(vision_token_ids(processor.tokenizer))
-    history = [e for e in trainer.state.log_history if "step_time" in e]
     result = {
+        **run_summary(trainer, log, processor, model_dir, out),
         "prompts_equal": log.prompts_equal,
-        "vision_ids": sorted(vision),
-        "vision_sampled": sum(t in vision for c in log.completions for t in c),
-        "completions": len(log.completions),
-        "logit_bias": [{str(k): v for k, v in (bias or {}).items()} for bias in log.logit_bias],
         "logp_gap_max": max(gaps),
         "logp_gap_mean": float(np.mean(gaps)),
-        "trl_logp_difference_max": [
-            e.get("sampling/sampling_logp_difference/max") for e in history
-        ],
-        "tensors_changed": changed,
-        "tensors": len(parent),
         "engine_start_s": engine_start,
         "train_s": train_s,
-        "step_time_s": [e["step_time"] for e in history],
-        "sync_s": log.sync_seconds,
     }
     with open(out, "w") as fh:
         json.dump(result, fh)

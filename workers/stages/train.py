@@ -98,6 +98,7 @@ def _with_deployment(config: GRPORoundConfig, out_dir) -> GRPORoundConfig:
         max_pixels=settings.max_pixels,
         gradient_checkpointing=settings.train_gradient_checkpointing,
         rollout_backend=settings.train_rollout_backend,
+        vllm_server_url=settings.train_vllm_server_url or None,
         deepspeed=deepspeed_config_file(settings.train_deepspeed, out_dir.parent / ".deepspeed"),
     )
 
