@@ -65,7 +65,7 @@ def text_config(sizes: TinySizes, ids: TokenIds, vocab_size: int, **extra: Any) 
         "num_hidden_layers": sizes.num_hidden_layers,
         "num_attention_heads": sizes.num_attention_heads,
         "num_key_value_heads": sizes.num_key_value_heads,
-        "max_position_embeddings": 4096,
+        "max_position_embeddings": 32768,
         "max_window_layers": sizes.num_hidden_layers,
         "initializer_range": sizes.initializer_range,
         "rope_parameters": {
