@@ -83,12 +83,13 @@ def vision_logit_bias(tokenizer: Any) -> dict[int, float]:
 
 
 @contextlib.contextmanager
-def explicit_dtype(dtype: str) -> Iterator[None]:
-    """While a trainer is built, TRL's colocated `LLM(...)` gets `dtype` (TRL passes none)."""
+def explicit_dtype(dtype: str, eager: bool = False) -> Iterator[None]:
+    """While a trainer is built, TRL's colocated `LLM(...)` gets `dtype` (TRL passes none) and,
+    with `eager`, no compilation (as every engine on CPU: app/quality/vllm_engine.py)."""
     from trl.generation import vllm_generation
 
     original = vllm_generation.LLM
-    vllm_generation.LLM = functools.partial(original, dtype=dtype)
+    vllm_generation.LLM = functools.partial(original, dtype=dtype, enforce_eager=eager)
     try:
         yield
     finally:
