@@ -11,10 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from app.quality.kv_cache import cache_kwargs, output_cache
-from tests.support.vllm_runs import VLLM_PYTHON, require_vllm_venv
 
 ROOT = Path(__file__).resolve().parents[2]
-OLDER_PYTHON = VLLM_PYTHON  # .venv-vllm holds transformers 5.19
+OLDER_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 
 class _NewStyle:
@@ -35,8 +34,11 @@ def test_cache_is_passed_and_read_under_either_name():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not OLDER_PYTHON.exists() and not os.environ.get("CI_REQUIRE_VLLM"),
+    reason="no .venv-vllm (scripts/setup-vllm): no older transformers to run on",
+)
 def test_scoring_voting_and_grpo_run_on_transformers_5_19(tmp_path):
-    require_vllm_venv("scoring, voting and GRPO on older transformers")
     run = subprocess.run(
         [
             str(OLDER_PYTHON),

@@ -6,6 +6,9 @@ Needs .venv-vllm (scripts/setup-vllm, which .ci/setup runs); skipped without it 
 CI_REQUIRE_VLLM is set, as .ci/run does, so CI cannot pass by skipping. The engine takes
 30 s to 3 min to start on a small CPU."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,15 +19,23 @@ from app.quality.loading import load_model
 from app.quality.model import ModelClosed
 from app.quality.pairs import Pair
 from app.quality.voting import VoteConfig, vote_chunk
-from tests.support.vllm_runs import VLLM_PYTHON, require_vllm_venv
 
-pytestmark = pytest.mark.slow
+VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
+if os.environ.get("CI_REQUIRE_VLLM") and not VLLM_PYTHON.exists():
+    raise RuntimeError(
+        f"CI_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing: run scripts/setup-vllm"
+    )
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not VLLM_PYTHON.exists(), reason="no .venv-vllm: run scripts/setup-vllm to test vLLM"
+    ),
+]
 K = 32
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    require_vllm_venv("vLLM")
     # vLLM's CPU attention needs head_dim 64 (the default tiny model has 16).
     root = tmp_path_factory.mktemp("vllm-models")
     tiny = build_tiny_model(

@@ -5,52 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-READY = ROOT / ".venv-vllm" / ".ready"  # written by scripts/setup-vllm when it has finished
-SETUP_PID = ROOT / ".ci" / "logs" / "setup-vllm.pid"  # .ci/setup's background build
-SETUP_LOG = ROOT / ".ci" / "logs" / "setup-vllm.log"
-
-
-def _building() -> bool:
-    try:
-        os.kill(int(SETUP_PID.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def vllm_venv_ready(timeout: float = 1200.0) -> bool:
-    """Whether .venv-vllm can run, waiting while .ci/setup still builds it in the background.
-    A build .ci/setup started that ended without its .ready marker failed."""
-    deadline = time.monotonic() + timeout
-    while _building() and not READY.exists() and time.monotonic() < deadline:
-        time.sleep(1)
-    if SETUP_PID.exists() and not READY.exists():
-        return False
-    return VLLM_PYTHON.exists()
-
-
-def require_vllm_venv(what: str) -> None:
-    """Skip (or fail, where CI_REQUIRE_VLLM is set) unless .venv-vllm is ready; `what` names
-    the tests in the message."""
-    if vllm_venv_ready():
-        return
-    if os.environ.get("CI_REQUIRE_VLLM"):
-        tail = SETUP_LOG.read_text()[-2000:] if SETUP_LOG.exists() else "(no log)"
-        raise RuntimeError(f"CI_REQUIRE_VLLM is set but .venv-vllm is not ready: {tail}")
-    pytest.skip(f"no .venv-vllm: run scripts/setup-vllm to test {what}")
+VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
 
 
 def vllm_tiny_model(root: Path, what: str) -> Path:
     """A tiny model vLLM-CPU runs (head_dim 64) under `root`, once .venv-vllm exists: skipped
     without it unless CI_REQUIRE_VLLM is set. `what` names the tests in the skip message."""
-    require_vllm_venv(what)
+    if not VLLM_PYTHON.exists():
+        if os.environ.get("CI_REQUIRE_VLLM"):
+            raise RuntimeError(f"CI_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing")
+        pytest.skip(f"no .venv-vllm: run scripts/setup-vllm to test {what}")
     from app.demo.tiny import build_tiny_model
 
     return build_tiny_model(
@@ -62,9 +30,10 @@ def vllm_tiny_model(root: Path, what: str) -> Path:
 def run_in_vllm_venv(script: Path, args: list[str], out: Path, **env: str) -> dict:
     """Run a test script with .venv-vllm's python (the project importable) and read the JSON
     object it wrote to `out`."""
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [str(VLLM_PYTHON), str(script), *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(root), **env}, capture_output=True, text=True,
         timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
