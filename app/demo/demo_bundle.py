@@ -3,7 +3,8 @@
 `builtin:demo-evolved` takes 9 to 15 minutes to build on 2 CPU cores (prior, two rounds of
 voting and GRPO; docs/demo.md). The package ships the folder `evoq demo` builds with seed 0 as a tar.gz:
 unpacking it is the first-use path, and building from scratch (with progress bars) is the
-fallback when the archive is absent. `tests/demo/test_demo.py` rebuilds it in CI, and
+fallback when the archive is absent. `tests/demo/test_demo.py` re-runs its rounds in CI from
+the shipped prior (lineage/round-0), and
 `pack` regenerates the archive: `python -m app.demo.demo_bundle FOLDER`.
 """
 
