@@ -20,13 +20,15 @@ def has_torchvision() -> bool:
 
 
 def load_processor(source: str | Path) -> ProcessorMixin:
-    """Stock AutoProcessor; without torchvision, where that fails on the video part, the
-    image-only processor of the checkpoint's family (local folder or hub id)."""
-    try:
-        return AutoProcessor.from_pretrained(source)
-    except (ImportError, ValueError) as error:
-        # Qwen2.5-VL's video processor raises ImportError; Qwen3-VL's auto class a ValueError
-        # naming torchvision.
-        if has_torchvision() or (isinstance(error, ValueError) and "torchvision" not in str(error)):
-            raise
-    return of_checkpoint(source).processor_class.from_pretrained(source)
+    """Stock AutoProcessor; without torchvision, the image-only processor of the checkpoint's
+    family (local folder or hub id), which the stock one would fail over to anyway."""
+    if not has_torchvision():
+        # Stock loading reads the tokenizer before its video part fails: going straight to the
+        # family's class halves the load (~1 s per load with Qwen's 151k-token vocabulary).
+        try:
+            family = of_checkpoint(source)
+        except ValueError:
+            family = None  # not a family of ours: stock loading says what it lacks
+        if family is not None:
+            return family.processor_class.from_pretrained(source)
+    return AutoProcessor.from_pretrained(source)
