@@ -30,7 +30,7 @@ from app.quality.grpo_dataset import (
     resolve_prompting,
     training_pairs,
 )
-from app.quality.loading import copy_prompt_marker, load_bounded_processor
+from app.quality.loading import bound_processor, copy_prompt_marker
 from app.quality.processor import load_processor
 from app.quality.reward import FidelityReward, format_reward
 from app.quality.voting import VoteResult
@@ -248,29 +248,32 @@ def train_grpo(
             "start several with app.quality.grpo_launch.launch_train_grpo"
         )
     config = resolve_prompting(config, model_dir)
-    # The pixel bound voting and scoring use (load_model's), and their upright images.
-    processor, max_pixels = load_bounded_processor(str(model_dir), config.max_pixels)
-    config = dataclasses.replace(config, max_pixels=max_pixels)
-    dataset = build_pair_dataset(training_pairs(votes), load_image, config)
-    n_steps = len(dataset) // (2 * config.pairs_per_step)
-    rewards: list[Any] = [
-        FidelityReward(gamma=config.gamma)
-        if reward_log is None
-        else _RecordedFidelity(Path(reward_log), config.gamma)
-    ]
-    if config.format_reward_weight:
-        rewards.append(format_reward)
-    control = _Control(should_stop, on_progress)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.trainer-", dir=out_dir.parent))
-    use_vllm = vllm_rollouts.rollouts_via_vllm(config.rollout_backend)
-    vllm_len = None
-    if use_vllm:
-        messages = prompts.score_messages(bool(config.reasoning))
-        vllm_len = vllm_rollouts.rollout_context_len(
-            processor, messages, max_pixels, config.max_completion_length or 1024
-        )
     try:
+        # The checkpoint gets the parent's own processor, not the bounded one (a deployment
+        # setting): saved from the one load, not read again at the end.
+        (processor := load_processor(model_dir)).save_pretrained(work_dir / "parent-processor")
+        # The pixel bound voting and scoring use (load_model's), and their upright images.
+        processor, max_pixels = bound_processor(processor, config.max_pixels)
+        config = dataclasses.replace(config, max_pixels=max_pixels)
+        dataset = build_pair_dataset(training_pairs(votes), load_image, config)
+        n_steps = len(dataset) // (2 * config.pairs_per_step)
+        rewards: list[Any] = [
+            FidelityReward(gamma=config.gamma)
+            if reward_log is None
+            else _RecordedFidelity(Path(reward_log), config.gamma)
+        ]
+        if config.format_reward_weight:
+            rewards.append(format_reward)
+        control = _Control(should_stop, on_progress)
+        use_vllm = vllm_rollouts.rollouts_via_vllm(config.rollout_backend)
+        vllm_len = None
+        if use_vllm:
+            messages = prompts.score_messages(bool(config.reasoning))
+            vllm_len = vllm_rollouts.rollout_context_len(
+                processor, messages, max_pixels, config.max_completion_length or 1024
+            )
         # The vLLM path is the one tests/quality/test_vllm_rollouts.py runs: TRL's own trainer.
         shared = config.shared_prefill and not use_vllm
         trainer_class = SharedPrefixGRPOTrainer if shared else GRPOTrainer
@@ -308,18 +311,17 @@ def train_grpo(
         metrics = _step_metrics(trainer.state.log_history)
         metrics["train_pairs"] = len(training_pairs(votes))
         metrics["rollout_backend"] = ("vllm-server" if server else "vllm") if use_vllm else "hf"
-        digest = _save(trainer, model_dir, out_dir)
+        digest = _save(trainer, model_dir, work_dir / "parent-processor", out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(out_dir, digest, metrics)
 
 
-def _save(trainer: Any, model_dir: str | Path, out_dir: Path) -> str:
-    """Write the trained model, its parent's processor and prompt marker to `out_dir` atomically."""
+def _save(trainer: Any, model_dir: str | Path, processor_dir: Path, out_dir: Path) -> str:
+    """Write the model, its parent's processor (from `processor_dir`) and marker atomically."""
 
     def complete(staging: Path) -> None:
-        # The parent's own processor, not the bounded one: the bound is a deployment setting.
-        load_processor(model_dir).save_pretrained(str(staging))
+        shutil.copytree(processor_dir, staging, dirs_exist_ok=True)
         copy_prompt_marker(model_dir, staging)
         # A pickle of the trainer's arguments: unsafe to load and not part of the model.
         (staging / "training_args.bin").unlink(missing_ok=True)

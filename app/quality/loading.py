@@ -44,7 +44,12 @@ def copy_prompt_marker(parent: str | Path, child: str | Path) -> None:
 def load_bounded_processor(source: str, max_pixels: int | None) -> tuple[Any, int]:
     """The checkpoint folder's processor with its pixel bound lowered to max_pixels, and that
     bound; load_model uses it, and so does a process that only prepares inputs."""
-    processor = load_processor(source)
+    return bound_processor(load_processor(source), max_pixels)
+
+
+def bound_processor(processor: Any, max_pixels: int | None) -> tuple[Any, int]:
+    """`processor`, changed in place: left padding and its pixel bound lowered to max_pixels;
+    returns it and that bound."""
     # Left padding, as every decoder-only batch here is padded: TRL pads prompt ids left but
     # takes mm_token_type_ids from `processor(...)`, and right-padded types misplace the image
     # tokens' rope positions in every row shorter than the longest (Qwen3-VL raises on it).
