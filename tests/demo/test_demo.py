@@ -158,9 +158,9 @@ def test_the_prior_trains_the_tiny_model_into_an_answer_only_base(tmp_path):
 # synthetic data, two rounds of voting + TRL GRPO via run_round, measurement on the eval split,
 # from seed 0's supervised prior as the package ships it (the archive's lineage/round-0, which
 # `evoq demo --base` takes too): the prior is labelled training, not what the demo shows, and
-# rebuilding it cost CI ~230 s of one core (the test: 545 s -> 317 s). test_the_prior_trains_* runs its code; the shipped
-# prior's recipe is checked against today's defaults. It skips only the extra pool-label
-# votes that no assertion reads.
+# rebuilding it cost CI ~230 s of one core (the test: 545 s -> 317 s). test_the_prior_trains_*
+# runs its code; the shipped prior's recipe is checked against today's defaults. It skips only
+# the extra pool-label votes that no assertion reads.
 # GAIN_BAR sits below every run measured (r0 -> r2 sampled SRCC gain on the 2000-image eval
 # split; docs/demo.md): seeds 0 / 1 / 2 gained +0.356 / +0.334 / +0.329 on an AVX-512 machine and
 # +0.284 / +0.265 / +0.311 on this kind's Zen 3 machine. The same seed moves by ~0.07 between
